@@ -1,0 +1,356 @@
+//! The command line: argh's raw arguments, checked into a [`Config`], with
+//! every usage error on one path so that each reads the same and exits 2.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use argh::FromArgs;
+
+/// The longest message by default: 1 MiB.
+pub const DEFAULT_MAX_LINE: usize = 1 << 20;
+
+/// The largest `--max-line` taken; more is surely a typing mistake.
+pub const MAX_MAX_LINE: usize = 1 << 30;
+
+/// How long a client waits for each address by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(FromArgs, Debug)]
+/// A two-person, turn-based text chat over TCP.
+#[argh(help_triggers("-h", "--help"))]
+struct Args {
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Command {
+    Server(ServerArgs),
+    Client(ClientArgs),
+}
+
+// Only `--help` asks for help below the top level: `-h` or `help` could be
+// meant as a HOST.
+#[derive(FromArgs, Debug)]
+/// Wait for clients and chat with each in turn, in the order they arrive.
+#[argh(subcommand, name = "server", help_triggers("--help"))]
+struct ServerArgs {
+    /// local address to listen on: an IPv4 or IPv6 address (default 0.0.0.0)
+    #[argh(option, arg_name = "ADDR")]
+    bind: Option<String>,
+    /// drop a client that sends nothing for SECS seconds on its turn (default: off)
+    #[argh(option, arg_name = "SECS")]
+    idle_timeout: Option<String>,
+    /// longest message taken from the peer or the keyboard, in bytes (default 1048576)
+    #[argh(option, arg_name = "BYTES")]
+    max_line: Option<String>,
+    /// port to listen on, 0-65535 (0 picks a free port)
+    #[argh(positional, arg_name = "PORT")]
+    port: String,
+}
+
+#[derive(FromArgs, Debug)]
+/// Connect to a smolchat server and chat, speaking first.
+#[argh(subcommand, name = "client", help_triggers("--help"))]
+struct ClientArgs {
+    /// seconds to wait for each address to answer (default 10)
+    #[argh(option, arg_name = "SECS")]
+    connect_timeout: Option<String>,
+    /// longest message taken from the peer or the keyboard, in bytes (default 1048576)
+    #[argh(option, arg_name = "BYTES")]
+    max_line: Option<String>,
+    /// server name, IPv4 address or IPv6 address
+    #[argh(positional, arg_name = "HOST")]
+    host: String,
+    /// server port, 1-65535
+    #[argh(positional, arg_name = "PORT")]
+    port: String,
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Parsed {
+    /// Print this help text on stdout and exit 0.
+    Help(String),
+    /// Print the version on stdout and exit 0.
+    Version,
+    /// Run the chat.
+    Run(Config),
+}
+
+/// A checked command line.
+#[derive(Debug, PartialEq)]
+pub enum Config {
+    /// `smolchat server`.
+    Server(ServerConfig),
+    /// `smolchat client`.
+    Client(ClientConfig),
+}
+
+/// Settings of `smolchat server`.
+#[derive(Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Local address.
+    pub bind: IpAddr,
+    /// Local port; 0 lets the system pick one.
+    pub port: u16,
+    /// Drop a silent client after this long on its turn.
+    pub idle_timeout: Option<Duration>,
+    /// Longest message.
+    pub max_line: usize,
+}
+
+/// Settings of `smolchat client`.
+#[derive(Debug, PartialEq)]
+pub struct ClientConfig {
+    /// Server name or address, as typed.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Time allowed for resolving and for each address.
+    pub connect_timeout: Duration,
+    /// Longest message.
+    pub max_line: usize,
+}
+
+/// A usage error: the message, and the command whose `--help` to suggest.
+#[derive(Debug, PartialEq)]
+pub struct Usage {
+    /// What is wrong, one line, lowercase.
+    pub message: String,
+    /// `smolchat`, `smolchat server` or `smolchat client`.
+    pub command: String,
+}
+
+impl Usage {
+    /// The two lines printed on stderr: the error, then where help is.
+    pub fn lines(&self) -> [String; 2] {
+        [format!("error: {}", self.message), format!("run '{} --help' for usage", self.command)]
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
+    let command = match args.first() {
+        Some(&sub @ ("server" | "client")) => format!("smolchat {sub}"),
+        _ => "smolchat".to_string(),
+    };
+    let usage = |message: String| Usage { message, command: command.clone() };
+    let parsed = match Args::from_args(&["smolchat"], args) {
+        Ok(parsed) => parsed,
+        Err(early) if early.status.is_ok() => return Ok(Parsed::Help(early.output)),
+        Err(early) => return Err(usage(one_line(&early.output))),
+    };
+    if parsed.version {
+        return Ok(Parsed::Version);
+    }
+    let config = match parsed.command {
+        None => return Err(usage("no command given: expected 'server' or 'client'".into())),
+        Some(Command::Server(s)) => Config::Server(ServerConfig {
+            bind: match &s.bind {
+                None => IpAddr::from([0, 0, 0, 0]),
+                Some(text) => ip_address(text).map_err(usage)?,
+            },
+            port: port(&s.port, 0).map_err(usage)?,
+            idle_timeout: s
+                .idle_timeout
+                .as_deref()
+                .map(|t| seconds("--idle-timeout", t))
+                .transpose()
+                .map_err(usage)?,
+            max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
+        }),
+        Some(Command::Client(c)) => Config::Client(ClientConfig {
+            port: port(&c.port, 1).map_err(usage)?,
+            connect_timeout: match &c.connect_timeout {
+                None => DEFAULT_CONNECT_TIMEOUT,
+                Some(text) => seconds("--connect-timeout", text).map_err(usage)?,
+            },
+            max_line: max_line(c.max_line.as_deref()).map_err(usage)?,
+            host: c.host,
+        }),
+    };
+    Ok(Parsed::Run(config))
+}
+
+/// argh's messages span lines and start with a capital; ours are one line.
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let joined = joined.trim_end_matches('.');
+    let mut chars = joined.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "invalid arguments".to_string(),
+    }
+}
+
+fn port(text: &str, lowest: u16) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(p) if p >= lowest => Ok(p),
+        _ => Err(format!("invalid port '{text}': expected a number from {lowest} to 65535")),
+    }
+}
+
+fn ip_address(text: &str) -> Result<IpAddr, String> {
+    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
+    bare.parse().map_err(|_| {
+        format!("invalid address '{text}' for --bind: expected an IPv4 or IPv6 address")
+    })
+}
+
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 1e9 => Ok(Duration::from_secs_f64(s)),
+        _ => {
+            Err(format!("invalid value '{text}' for {flag}: expected a number of seconds above 0"))
+        }
+    }
+}
+
+fn max_line(text: Option<&str>) -> Result<usize, String> {
+    let Some(text) = text else { return Ok(DEFAULT_MAX_LINE) };
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_MAX_LINE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid value '{text}' for --max-line: expected a number of bytes from 1 to {MAX_MAX_LINE}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Config {
+        match parse(args) {
+            Ok(Parsed::Run(config)) => config,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        match parse(args) {
+            Err(usage) => usage.message,
+            other => panic!("{args:?} parsed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_defaults() {
+        let want = ServerConfig {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 2000,
+            idle_timeout: None,
+            max_line: DEFAULT_MAX_LINE,
+        };
+        assert_eq!(run(&["server", "2000"]), Config::Server(want));
+    }
+
+    #[test]
+    fn server_options() {
+        let Config::Server(s) =
+            run(&["server", "--bind", "::1", "--idle-timeout", "1.5", "--max-line", "10", "0"])
+        else {
+            panic!()
+        };
+        assert_eq!(s.bind, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(s.idle_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!((s.max_line, s.port), (10, 0));
+        let Config::Server(s) = run(&["server", "--bind", "[::]", "1"]) else { panic!() };
+        assert_eq!(s.bind, "::".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn client_defaults_and_options() {
+        let want = ClientConfig {
+            host: "localhost".into(),
+            port: 2000,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_line: DEFAULT_MAX_LINE,
+        };
+        assert_eq!(run(&["client", "localhost", "2000"]), Config::Client(want));
+        let Config::Client(c) =
+            run(&["client", "--connect-timeout", "3", "--max-line", "5", "::1", "9"])
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (c.host.as_str(), c.port, c.connect_timeout, c.max_line),
+            ("::1", 9, Duration::from_secs(3), 5)
+        );
+    }
+
+    #[test]
+    fn help_words_are_hosts_below_the_top_level() {
+        let Config::Client(c) = run(&["client", "help", "2000"]) else { panic!() };
+        assert_eq!(c.host, "help");
+        assert!(error(&["client", "-h", "2000"]).contains("-h"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(parse(&["--help"]), Ok(Parsed::Help(t)) if t.contains("server")));
+        assert!(matches!(parse(&["-h"]), Ok(Parsed::Help(_))));
+        assert!(
+            matches!(parse(&["server", "--help"]), Ok(Parsed::Help(t)) if t.contains("--idle-timeout"))
+        );
+        assert!(
+            matches!(parse(&["client", "--help"]), Ok(Parsed::Help(t)) if t.contains("--connect-timeout"))
+        );
+        assert_eq!(parse(&["--version"]), Ok(Parsed::Version));
+    }
+
+    #[test]
+    fn ports_out_of_range() {
+        assert_eq!(
+            error(&["client", "host", "99999"]),
+            "invalid port '99999': expected a number from 1 to 65535"
+        );
+        assert_eq!(
+            error(&["client", "host", "0"]),
+            "invalid port '0': expected a number from 1 to 65535"
+        );
+        assert_eq!(
+            error(&["server", "65536"]),
+            "invalid port '65536': expected a number from 0 to 65535"
+        );
+        assert!(error(&["server", "-1"]).contains("-1"));
+        assert!(error(&["server", "http"]).contains("invalid port 'http'"));
+    }
+
+    #[test]
+    fn usage_errors_are_one_lowercase_line() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["serve", "1"],
+            &["server"],
+            &["server", "1", "2"],
+            &["server", "--frob", "1"],
+            &["server", "--bind"],
+            &["server", "--bind", "nowhere", "1"],
+            &["server", "--idle-timeout", "0", "1"],
+            &["server", "--max-line", "0", "1"],
+            &["server", "--max-line", "lots", "1"],
+            &["client", "host"],
+            &["client", "--connect-timeout", "-1", "host", "1"],
+        ];
+        for args in cases {
+            let message = error(args);
+            assert!(!message.contains('\n'), "{args:?}: {message}");
+            assert!(message.starts_with(char::is_lowercase), "{args:?}: {message}");
+        }
+        assert_eq!(error(&[]), "no command given: expected 'server' or 'client'");
+        assert!(error(&["server", "--frob", "1"]).contains("--frob"));
+        assert!(error(&["server"]).to_lowercase().contains("port"));
+    }
+
+    #[test]
+    fn usage_names_the_subcommand_help() {
+        let usage = parse(&["client", "h", "0"]).unwrap_err();
+        assert_eq!(usage.lines()[1], "run 'smolchat client --help' for usage");
+    }
+}

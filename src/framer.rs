@@ -1,0 +1,377 @@
+//! One bounded line framer for the socket and the keyboard alike.
+//!
+//! The framer owns its buffer, so a read that is abandoned half-way (because
+//! the other side of a race won) loses no byte and reorders nothing: every
+//! byte read is already in `self` before a future can return `Pending`.
+
+use std::io;
+use std::ops::Range;
+
+use futures_lite::io::{AsyncRead, AsyncReadExt};
+
+/// Bytes the buffer starts with; it grows towards the line limit on demand.
+const INITIAL_BUFFER: usize = 16 * 1024;
+
+/// What the framer found next in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// A line; its text is [`Framer::line`].
+    Line,
+    /// A line longer than the limit; its bytes are discarded up to the next `\n`.
+    TooLong,
+    /// The end of the stream, after every buffered line was returned.
+    Eof,
+}
+
+/// Splits a byte stream into `\n`-terminated lines of at most `max_line` bytes.
+///
+/// A `\r` right before the `\n` is dropped. A last line with no `\n` before the
+/// end of the stream is still a line. The buffer never holds more than
+/// `max_line` plus a few bytes, whatever the stream sends.
+#[derive(Debug)]
+pub struct Framer<R> {
+    /// Where the bytes come from.
+    src: R,
+    /// Storage; `buf[start..end]` holds bytes not yet returned.
+    buf: Vec<u8>,
+    /// First byte not yet handed out.
+    start: usize,
+    /// One past the last byte read.
+    end: usize,
+    /// `buf[start..scanned]` is known to hold no `\n`, so it is not scanned twice.
+    scanned: usize,
+    /// The longest line accepted, not counting `\r\n`.
+    max_line: usize,
+    /// The most the buffer may grow to.
+    capacity: usize,
+    /// Discarding the tail of an over-long line up to its `\n`.
+    skipping: bool,
+    /// The source has reported its end.
+    eof: bool,
+    /// The line last returned, as a range of `buf`; with `raw_end` its ending too.
+    line: Range<usize>,
+    /// One past the last byte of the last line as received (its `\r\n` included).
+    raw_end: usize,
+}
+
+impl<R> Framer<R> {
+    /// Creates a framer that accepts lines of up to `max_line` bytes.
+    pub fn new(src: R, max_line: usize) -> Self {
+        // A full buffer with no newline in it must already be over the limit,
+        // so that a read never finds the buffer full: line, `\r`, one more.
+        let capacity = max_line.saturating_add(3);
+        Framer {
+            src,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            scanned: 0,
+            max_line,
+            capacity,
+            skipping: false,
+            eof: false,
+            line: 0..0,
+            raw_end: 0,
+        }
+    }
+
+    /// The longest line this framer accepts.
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
+    /// The text of the line last returned as [`Frame::Line`], without `\r\n`.
+    pub fn line(&self) -> &[u8] {
+        &self.buf[self.line.clone()]
+    }
+
+    /// The line last returned with its ending exactly as received, when the
+    /// ending was a plain `\n`: such a line can be passed on in one write.
+    pub fn line_with_newline(&self) -> Option<&[u8]> {
+        (self.raw_end == self.line.end + 1).then(|| &self.buf[self.line.start..self.raw_end])
+    }
+
+    /// Bytes received but not yet returned as lines.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// How much memory the buffer holds now.
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether the next [`Framer::next`] answers without reading.
+    pub fn has_frame(&self) -> bool {
+        self.eof
+            || self.skipping
+            || self.find_newline(self.scanned).is_some()
+            || self.end - self.start > self.max_line + 1
+    }
+
+    /// Returns the underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.src
+    }
+
+    /// Finds the next frame in what is buffered, without reading.
+    pub fn decode(&mut self) -> Option<Frame> {
+        loop {
+            match self.find_newline(self.scanned) {
+                Some(nl) if self.skipping => {
+                    self.skipping = false;
+                    self.start = nl + 1;
+                    self.scanned = self.start;
+                }
+                Some(nl) => {
+                    let text_end =
+                        if nl > self.start && self.buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+                    let text = self.start..text_end;
+                    self.start = nl + 1;
+                    self.scanned = self.start;
+                    if text.len() > self.max_line {
+                        return Some(Frame::TooLong);
+                    }
+                    self.line = text;
+                    self.raw_end = nl + 1;
+                    return Some(Frame::Line);
+                }
+                None if self.skipping => {
+                    self.start = self.end;
+                    self.scanned = self.end;
+                    return self.eof.then_some(Frame::Eof);
+                }
+                None if self.end - self.start > self.max_line + 1 => {
+                    // Drop what is held now; the rest of the line goes as it comes.
+                    self.start = self.end;
+                    self.scanned = self.end;
+                    self.skipping = true;
+                    return Some(Frame::TooLong);
+                }
+                None => {
+                    self.scanned = self.end;
+                    if !self.eof {
+                        return None;
+                    }
+                    if self.start == self.end {
+                        return Some(Frame::Eof);
+                    }
+                    // A last line with no newline is still a line.
+                    let text = self.start..self.end;
+                    self.start = self.end;
+                    if text.len() > self.max_line {
+                        return Some(Frame::TooLong);
+                    }
+                    self.line = text.clone();
+                    self.raw_end = text.end;
+                    return Some(Frame::Line);
+                }
+            }
+        }
+    }
+
+    fn find_newline(&self, from: usize) -> Option<usize> {
+        let from = from.max(self.start);
+        find_byte(b'\n', &self.buf[from..self.end]).map(|i| from + i)
+    }
+
+    /// Makes room at the end of the buffer, moving or growing it; false when full.
+    fn make_room(&mut self) -> bool {
+        if self.start == self.end {
+            // Nothing buffered: start over at the front, which is free.
+            self.start = 0;
+            self.end = 0;
+            self.scanned = 0;
+        }
+        if self.end < self.buf.len() {
+            return true;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.scanned -= self.start;
+            self.start = 0;
+            return true;
+        }
+        if self.buf.len() < self.capacity {
+            let len = (self.buf.len() * 2).clamp(INITIAL_BUFFER.min(self.capacity), self.capacity);
+            self.buf.resize(len, 0);
+            return true;
+        }
+        false
+    }
+}
+
+impl<R: AsyncRead + Unpin> Framer<R> {
+    /// Returns the next frame. Cancelling it loses nothing.
+    pub async fn next(&mut self) -> io::Result<Frame> {
+        loop {
+            if let Some(frame) = self.decode() {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads once more into the buffer; `Ok(0)` at the end of the stream, and
+    /// pending for ever when the buffer is full and nothing has been taken out.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.eof {
+            return Ok(0);
+        }
+        if !self.make_room() {
+            return futures_lite::future::pending().await;
+        }
+        let n = loop {
+            match self.src.read(&mut self.buf[self.end..]).await {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        self.end += n;
+        self.eof = n == 0;
+        Ok(n)
+    }
+
+    /// Reads ahead without handing out lines, until the end of the stream
+    /// (`Ok`) or an error. Lines read meanwhile stay queued for [`Framer::next`].
+    pub async fn watch(&mut self) -> io::Result<()> {
+        while self.fill().await? > 0 {}
+        Ok(())
+    }
+}
+
+/// Position of the first `needle` in `hay`, a machine word at a time: the
+/// size build is not vectorised, and a byte loop is 2.4 times slower there.
+pub fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    const LO: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HI: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8])) ^ pattern;
+        if word.wrapping_sub(LO) & !word & HI != 0 {
+            break;
+        }
+        offset += 8;
+    }
+    hay[offset..].iter().position(|&b| b == needle).map(|i| offset + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+
+    fn frames(input: &[u8], max_line: usize) -> Vec<Result<String, Frame>> {
+        let mut framer = Framer::new(input, max_line);
+        let mut out = Vec::new();
+        loop {
+            match block_on(framer.next()).unwrap() {
+                Frame::Line => out.push(Ok(String::from_utf8_lossy(framer.line()).into_owned())),
+                Frame::Eof => return out,
+                other => out.push(Err(other)),
+            }
+        }
+    }
+
+    fn line(s: &str) -> Result<String, Frame> {
+        Ok(s.to_string())
+    }
+
+    #[test]
+    fn hostile_mix_in_one_buffer() {
+        // Over-long line, normal lines, CRLF, an empty line, a stray CR, then the
+        // off-by-one edges: exactly the limit passes, one more does not.
+        let input = b"abcdefghijk\nab\ncd\r\n\n\r\nx\ry\r\nabcde\nabcdef\nabcde\r\nlast";
+        assert_eq!(
+            frames(input, 5),
+            vec![
+                Err(Frame::TooLong),
+                line("ab"),
+                line("cd"),
+                line(""),
+                line(""),
+                line("x\ry"),
+                line("abcde"),
+                Err(Frame::TooLong),
+                line("abcde"),
+                line("last"),
+            ]
+        );
+    }
+
+    #[test]
+    fn stray_cr_is_kept_inside_a_line() {
+        assert_eq!(frames(b"x\ry\n", 10), vec![line("x\ry")]);
+        assert_eq!(frames(b"\r\r\n", 10), vec![line("\r")]);
+    }
+
+    #[test]
+    fn over_long_line_without_newline_is_skipped_to_the_next_newline() {
+        let mut input = vec![b'a'; 100];
+        input.extend_from_slice(b"aaaa\nok\n");
+        assert_eq!(frames(&input, 10), vec![Err(Frame::TooLong), line("ok")]);
+    }
+
+    #[test]
+    fn invalid_utf8_passes_through_as_bytes() {
+        let mut framer = Framer::new(&b"\xff\xfeok\n"[..], 10);
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
+        assert_eq!(framer.line(), b"\xff\xfeok");
+    }
+
+    #[test]
+    fn line_with_newline_only_for_plain_endings() {
+        let mut framer = Framer::new(&b"a\nb\r\nc"[..], 10);
+        block_on(framer.next()).unwrap();
+        assert_eq!(framer.line_with_newline(), Some(&b"a\n"[..]));
+        block_on(framer.next()).unwrap();
+        assert_eq!(framer.line_with_newline(), None);
+        block_on(framer.next()).unwrap();
+        assert_eq!(framer.line(), b"c");
+        assert_eq!(framer.line_with_newline(), None);
+    }
+
+    #[test]
+    fn empty_stream_is_eof_at_once() {
+        assert_eq!(frames(b"", 10), vec![]);
+    }
+
+    #[test]
+    fn memory_stays_near_the_limit() {
+        let input = vec![b'x'; 5 << 20];
+        let mut framer = Framer::new(&input[..], 1000);
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::TooLong);
+        assert!(framer.allocated() <= 1003, "{}", framer.allocated());
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Eof);
+        assert!(framer.allocated() <= 1003);
+    }
+
+    #[test]
+    fn watch_queues_lines_and_stops_at_eof() {
+        let mut framer = Framer::new(&b"one\ntwo\n"[..], 10);
+        block_on(framer.watch()).unwrap();
+        assert_eq!(frames_of(&mut framer), vec!["one", "two"]);
+    }
+
+    fn frames_of<R: AsyncRead + Unpin>(framer: &mut Framer<R>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Frame::Line = block_on(framer.next()).unwrap() {
+            out.push(String::from_utf8_lossy(framer.line()).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn find_byte_agrees_with_a_plain_search() {
+        let hay: Vec<u8> = (0..200u32).map(|i| (i * 7 % 251) as u8).collect();
+        for needle in [0u8, 10, 128, 255, 7] {
+            for start in 0..20 {
+                let want = hay[start..].iter().position(|&b| b == needle);
+                assert_eq!(find_byte(needle, &hay[start..]), want);
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! smolchat: a two-person, turn-based text chat over TCP.
+//!
+//! The binary is a thin front end; these modules are the whole program, so
+//! that tests and examples drive the same code.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+pub mod cli;
+pub mod console;
+pub mod framer;
+pub mod net;
+pub mod roles;
+pub mod turn;

@@ -1,0 +1,260 @@
+//! The network edge: bind, resolve, connect with timeouts, a clean close,
+//! and the words that turn an I/O error into something a person reads.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use async_net::{TcpListener, TcpStream};
+use futures_lite::io::AsyncReadExt;
+use futures_lite::FutureExt;
+
+/// How long a closing side keeps reading (and discarding) what the peer
+/// still sends, so that unread data does not turn the close into a reset.
+pub const LINGER: Duration = Duration::from_millis(500);
+
+/// The most a closing side discards before it gives up on a clean close.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// What failed (`what`) and why (`error`), shown as `what: why`.
+#[derive(Debug)]
+pub struct Error {
+    /// The operation and its address, e.g. `cannot connect to host:2000`.
+    pub what: String,
+    /// The cause.
+    pub error: io::Error,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, describe(&self.error))
+    }
+}
+
+/// Formats a host and port the way a user types them: IPv6 in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Binds a listening socket on `ip:port`.
+pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, Error> {
+    let addr = SocketAddr::new(ip, port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|error| Error { what: format!("cannot listen on {addr}"), error })
+}
+
+/// Resolves `host` (a name, an IP literal, or a bracketed IPv6 literal),
+/// giving up after `timeout`.
+pub async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, Error> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let what = || format!("cannot resolve {host}");
+    let addrs = async_net::resolve((bare, port))
+        .or(timed_out(timeout))
+        .await
+        .map_err(|error| Error { what: what(), error })?;
+    if addrs.is_empty() {
+        let error = io::Error::new(io::ErrorKind::NotFound, "no address found");
+        return Err(Error { what: what(), error });
+    }
+    Ok(addrs)
+}
+
+/// Connects to each address in turn, each with its own `timeout`, so that
+/// one black-holed address cannot spend the whole budget; the error is the
+/// last address's.
+pub async fn connect(
+    host: &str,
+    port: u16,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<TcpStream, Error> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for &addr in addrs {
+        match TcpStream::connect(addr).or(timed_out(timeout)).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    Err(Error { what: format!("cannot connect to {}", host_port(host, port)), error: last })
+}
+
+/// A future that fails with "timed out" after `after`.
+async fn timed_out<T>(after: Duration) -> io::Result<T> {
+    smol::Timer::after(after).await;
+    Err(io::ErrorKind::TimedOut.into())
+}
+
+/// Ends a connection cleanly: sends FIN, then reads and discards what the
+/// peer still sends until it closes too, for at most [`LINGER`]. Closing with
+/// unread data would send a reset instead, which the peer reports as an error.
+pub async fn close(stream: &TcpStream) {
+    // The peer may be gone already; a close has nothing left to report.
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + LINGER;
+    let mut scratch = [0u8; 8 * 1024];
+    let mut discarded = 0;
+    let mut reader = stream.clone();
+    let drain = async {
+        while discarded < LINGER_BYTES {
+            match reader.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n,
+            }
+        }
+    };
+    drain
+        .or(async {
+            smol::Timer::at(deadline).await;
+        })
+        .await;
+}
+
+/// Puts an I/O error into the words of the spec: lowercase, no OS error
+/// number, no Rust debug form.
+pub fn describe(error: &io::Error) -> String {
+    if let Some(words) = error.raw_os_error().and_then(errno_words) {
+        return words.to_string();
+    }
+    if let Some(words) = kind_words(error.kind()) {
+        if error.raw_os_error().is_some() || error.get_ref().is_none() {
+            return words.to_string();
+        }
+    }
+    // Our own messages, and resolver text such as "failed to lookup address
+    // information: Name or service not known": keep the reason, lowercased.
+    let text = error.to_string();
+    let text = text.rsplit(": ").next().unwrap_or(&text);
+    let text = text.split(" (os error").next().unwrap_or(text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "unknown error".to_string(),
+    }
+}
+
+/// The errors a chat meets, by Linux errno.
+fn errno_words(code: i32) -> Option<&'static str> {
+    Some(match code {
+        1 | 13 => "permission denied",
+        4 => "interrupted",
+        5 => "input/output error",
+        9 => "bad file descriptor",
+        12 => "out of memory",
+        23 | 24 => "too many open files",
+        28 => "no space left on device",
+        32 => "broken pipe",
+        98 => "address already in use",
+        99 => "address not available",
+        100 => "network is down",
+        101 => "network is unreachable",
+        103 => "connection aborted",
+        104 => "connection reset by peer",
+        110 => "timed out",
+        111 => "connection refused",
+        113 => "no route to host",
+        _ => return None,
+    })
+}
+
+/// The same words by kind, for errors that carry no errno.
+fn kind_words(kind: io::ErrorKind) -> Option<&'static str> {
+    use io::ErrorKind::*;
+    Some(match kind {
+        PermissionDenied => "permission denied",
+        ConnectionRefused => "connection refused",
+        ConnectionReset => "connection reset by peer",
+        ConnectionAborted => "connection aborted",
+        NotConnected => "not connected",
+        AddrInUse => "address already in use",
+        AddrNotAvailable => "address not available",
+        BrokenPipe => "broken pipe",
+        TimedOut => "timed out",
+        UnexpectedEof => "unexpected end of stream",
+        NotFound => "not found",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_as_words() {
+        let cases = [
+            (111, "connection refused"),
+            (98, "address already in use"),
+            (13, "permission denied"),
+            (104, "connection reset by peer"),
+            (110, "timed out"),
+            (101, "network is unreachable"),
+            (113, "no route to host"),
+        ];
+        for (code, words) in cases {
+            assert_eq!(describe(&io::Error::from_raw_os_error(code)), words);
+        }
+    }
+
+    #[test]
+    fn unknown_errno_loses_its_number() {
+        let text = describe(&io::Error::from_raw_os_error(95));
+        assert!(!text.contains("os error"), "{text}");
+        assert!(text.starts_with(char::is_lowercase), "{text}");
+    }
+
+    #[test]
+    fn kinds_without_errno_read_as_words() {
+        assert_eq!(describe(&io::ErrorKind::TimedOut.into()), "timed out");
+        assert_eq!(describe(&io::ErrorKind::ConnectionReset.into()), "connection reset by peer");
+    }
+
+    #[test]
+    fn custom_messages_are_kept() {
+        let e =
+            io::Error::new(io::ErrorKind::InvalidData, "the peer sent a line longer than 5 bytes");
+        assert_eq!(describe(&e), "the peer sent a line longer than 5 bytes");
+        let e = io::Error::new(io::ErrorKind::TimedOut, "no data for 3 s (idle timeout)");
+        assert_eq!(describe(&e), "no data for 3 s (idle timeout)");
+    }
+
+    #[test]
+    fn resolver_text_is_shortened() {
+        let e = io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(describe(&e), "name or service not known");
+    }
+
+    #[test]
+    fn error_display_is_what_then_why() {
+        let e = Error {
+            what: "cannot connect to h:1".into(),
+            error: io::Error::from_raw_os_error(111),
+        };
+        assert_eq!(e.to_string(), "cannot connect to h:1: connection refused");
+    }
+
+    #[test]
+    fn host_port_brackets_ipv6() {
+        assert_eq!(host_port("::1", 2000), "[::1]:2000");
+        assert_eq!(host_port("example.org", 2000), "example.org:2000");
+    }
+
+    #[test]
+    fn refused_connect_names_the_address() {
+        // Bind then drop a listener, so the port is very likely closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addrs = [SocketAddr::from(([127, 0, 0, 1], port))];
+        let err =
+            smol::block_on(connect("127.0.0.1", port, &addrs, Duration::from_secs(5))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot connect to 127.0.0.1:{port}: connection refused")
+        );
+    }
+}

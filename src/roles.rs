@@ -1,0 +1,128 @@
+//! The server and client roles: a connection's life around the turn loop,
+//! with the real socket, keyboard and screen.
+
+use std::time::Duration;
+
+use async_net::TcpStream;
+use futures_lite::io::AsyncRead;
+
+use crate::cli::{ClientConfig, ServerConfig};
+use crate::framer::Framer;
+use crate::net::{self, Error};
+use crate::turn::{Ending, Failure, Role, Screen, Session, Settings};
+
+/// How long the server waits before it accepts again after a failed accept
+/// (out of file descriptors, say), so that it does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves one client at a time, in the order they arrive, until the
+/// keyboard or the screen is gone. Only a local failure is an `Err`.
+pub async fn serve<K, S>(
+    config: &ServerConfig,
+    keys: &mut Framer<K>,
+    screen: &mut S,
+) -> Result<(), Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    // Bind and say where, with the real port.
+    let listener = net::bind(config.bind, config.port).await?;
+    let local =
+        listener.local_addr().map_err(|error| Error { what: "cannot listen".into(), error })?;
+    screen.status(&format!("listening on {local}"));
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    loop {
+        // Take the next client; the others wait in the listen queue.
+        let (stream, addr) = match listener.accept().await {
+            Ok(client) => client,
+            Err(e) => {
+                screen.status(&format!("error: cannot accept a connection: {}", net::describe(&e)));
+                smol::Timer::after(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        screen.status(&format!("{addr} connected"));
+
+        // Chat, then close cleanly whatever the ending.
+        let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
+        net::close(&stream).await;
+
+        // Report, and go on accepting unless no answer can be given any more.
+        match outcome {
+            Ok(Ending::PeerLeft) => screen.status(&format!("{addr} left")),
+            Ok(Ending::Exit) => screen.status(&format!("closed the connection to {addr}")),
+            Ok(Ending::KeyboardClosed) => {
+                screen.status(&format!("closed the connection to {addr}"));
+                return Ok(());
+            }
+            Ok(Ending::ScreenClosed) => return Ok(()),
+            Err(Failure::Peer(e)) => {
+                screen.status(&format!("error: connection with {addr}: {}", net::describe(&e)))
+            }
+            Err(failure) => return Err(local_failure(failure)),
+        }
+    }
+}
+
+/// Connects and chats until the session ends; a network failure is an `Err`.
+pub async fn client<K, S>(
+    config: &ClientConfig,
+    keys: &mut Framer<K>,
+    screen: &mut S,
+) -> Result<(), Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    // Resolve, then try each address in turn.
+    let (host, port) = (config.host.as_str(), config.port);
+    let addrs = net::resolve(host, port, config.connect_timeout).await?;
+    let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
+    let peer = stream.peer_addr().unwrap_or(addrs[0]);
+    screen.status(&format!("connected to {peer}"));
+
+    // Chat, then close cleanly whatever the ending.
+    let outcome =
+        talk(&stream, Role::Client, Settings::default(), config.max_line, keys, screen).await;
+    net::close(&stream).await;
+    match outcome {
+        Ok(Ending::PeerLeft) => {
+            screen.status(&format!("{peer} left"));
+            Ok(())
+        }
+        Ok(Ending::Exit | Ending::KeyboardClosed | Ending::ScreenClosed) => Ok(()),
+        Err(Failure::Peer(error)) => Err(Error { what: format!("connection to {peer}"), error }),
+        Err(failure) => Err(local_failure(failure)),
+    }
+}
+
+/// One session over a connected socket.
+async fn talk<K, S>(
+    stream: &TcpStream,
+    role: Role,
+    settings: Settings,
+    max_line: usize,
+    keys: &mut Framer<K>,
+    screen: &mut S,
+) -> Result<Ending, Failure>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    // Small messages go out at once instead of waiting for an ACK (Nagle).
+    stream.set_nodelay(true).map_err(Failure::Peer)?;
+    let mut peer = Framer::new(stream.clone(), max_line);
+    let mut to_peer = stream.clone();
+    Session { peer: &mut peer, to_peer: &mut to_peer, keys }.run(role, settings, screen).await
+}
+
+/// A failure of the keyboard or the screen, which ends the program.
+fn local_failure(failure: Failure) -> Error {
+    let (what, error) = match failure {
+        Failure::Keyboard(e) => ("cannot read the keyboard", e),
+        Failure::Screen(e) => ("cannot write to stdout", e),
+        Failure::Peer(e) => ("connection failed", e),
+    };
+    Error { what: what.into(), error }
+}

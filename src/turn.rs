@@ -1,0 +1,247 @@
+//! The turn loop of one connection, generic over its streams so that it runs
+//! the same over a TCP socket and over in-memory pipes in tests.
+
+use std::io;
+use std::time::Duration;
+
+use futures_lite::future;
+use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_lite::FutureExt;
+
+use crate::framer::{Frame, Framer};
+
+/// The line that ends a session when typed on its own.
+pub const EXIT: &[u8] = b"EXIT";
+
+/// Who speaks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Speaks first.
+    Client,
+    /// Answers.
+    Server,
+}
+
+/// Where the peer's messages and the status lines go.
+pub trait Screen {
+    /// Shows one peer message. `text` has no line ending; `with_newline` is
+    /// the same text with its `\n` when it arrived as a plain `\n` line.
+    fn message(&mut self, text: &[u8], with_newline: Option<&[u8]>) -> io::Result<()>;
+    /// Shows a status line (the console adds the `smolchat: ` prefix).
+    fn status(&mut self, text: &str);
+    /// Announces that it is the local user's turn.
+    fn prompt(&mut self);
+}
+
+/// How a session ended without a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The peer closed the connection.
+    PeerLeft,
+    /// The local user typed `EXIT`.
+    Exit,
+    /// The keyboard reached the end of its input.
+    KeyboardClosed,
+    /// The screen (stdout) was closed, so no message can be shown any more.
+    ScreenClosed,
+}
+
+/// Which stream failed, and how.
+#[derive(Debug)]
+pub enum Failure {
+    /// The connection: a network or protocol error.
+    Peer(io::Error),
+    /// Reading the keyboard.
+    Keyboard(io::Error),
+    /// Writing the screen, for a reason other than it being closed.
+    Screen(io::Error),
+}
+
+/// Settings of a session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    /// Drop the peer when it sends nothing for this long on its turn.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// The streams of one session.
+#[derive(Debug)]
+pub struct Session<'a, P, W, K> {
+    /// Lines from the peer.
+    pub peer: &'a mut Framer<P>,
+    /// Bytes to the peer.
+    pub to_peer: &'a mut W,
+    /// Lines from the keyboard; it outlives the session.
+    pub keys: &'a mut Framer<K>,
+}
+
+/// What happened while the local user had the turn.
+enum Typed {
+    Sent,
+    Ended(Ending),
+}
+
+impl<P, W, K> Session<'_, P, W, K>
+where
+    P: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    K: AsyncRead + Unpin,
+{
+    /// Runs turns until the session ends.
+    pub async fn run<S: Screen>(
+        &mut self,
+        role: Role,
+        settings: Settings,
+        screen: &mut S,
+    ) -> Result<Ending, Failure> {
+        if role == Role::Client {
+            if let Typed::Ended(ending) = self.local_turn(screen).await? {
+                return Ok(ending);
+            }
+        }
+        loop {
+            if let Some(ending) = self.peer_turn(settings.idle_timeout, screen).await? {
+                return Ok(ending);
+            }
+            if let Typed::Ended(ending) = self.local_turn(screen).await? {
+                return Ok(ending);
+            }
+        }
+    }
+
+    /// Waits for the peer's message and shows it; `Some` when the session ended.
+    async fn peer_turn<S: Screen>(
+        &mut self,
+        idle: Option<Duration>,
+        screen: &mut S,
+    ) -> Result<Option<Ending>, Failure> {
+        let frame = match idle {
+            None => self.peer.next().await,
+            Some(idle) => next_within(self.peer, idle).await,
+        }
+        .map_err(Failure::Peer)?;
+        match frame {
+            Frame::Line => Ok(show(self.peer, screen)?),
+            Frame::TooLong => Err(Failure::Peer(too_long(self.peer.max_line()))),
+            Frame::Eof => Ok(Some(Ending::PeerLeft)),
+        }
+    }
+
+    /// Reads the keyboard until a line is sent or the session ends, while
+    /// watching the connection so that a hang-up ends the turn at once.
+    async fn local_turn<S: Screen>(&mut self, screen: &mut S) -> Result<Typed, Failure> {
+        loop {
+            screen.prompt();
+            // A line already typed ahead is taken without a look at the
+            // socket; otherwise the socket is polled first so that a hang-up
+            // wins over a keystroke that comes at the same moment.
+            let event = if self.keys.has_frame() {
+                Event::Key(self.keys.next().await)
+            } else {
+                future::or(async { Event::Peer(self.peer.watch().await) }, async {
+                    Event::Key(self.keys.next().await)
+                })
+                .await
+            };
+            match event {
+                Event::Peer(result) => return self.drain_peer(result, screen),
+                Event::Key(Err(e)) => return Err(Failure::Keyboard(e)),
+                Event::Key(Ok(Frame::Eof)) => return Ok(Typed::Ended(Ending::KeyboardClosed)),
+                Event::Key(Ok(Frame::TooLong)) => {
+                    let max = self.keys.max_line();
+                    screen.status(&format!("line longer than {max} bytes, not sent"));
+                }
+                Event::Key(Ok(Frame::Line)) if self.keys.line() == EXIT => {
+                    return Ok(Typed::Ended(Ending::Exit));
+                }
+                Event::Key(Ok(Frame::Line)) => {
+                    self.send().await.map_err(Failure::Peer)?;
+                    return Ok(Typed::Sent);
+                }
+            }
+        }
+    }
+
+    /// Sends the keyboard line and its `\n` in one write, so that Nagle and
+    /// delayed ACKs never hold half a message.
+    async fn send(&mut self) -> io::Result<()> {
+        match self.keys.line_with_newline() {
+            Some(raw) => self.to_peer.write_all(raw).await?,
+            None => {
+                let mut line = Vec::with_capacity(self.keys.line().len() + 1);
+                line.extend_from_slice(self.keys.line());
+                line.push(b'\n');
+                self.to_peer.write_all(&line).await?;
+            }
+        }
+        self.to_peer.flush().await
+    }
+
+    /// The peer ended the connection during the local turn: shows the lines it
+    /// sent out of turn, in order, then says how it ended.
+    fn drain_peer<S: Screen>(
+        &mut self,
+        watched: io::Result<()>,
+        screen: &mut S,
+    ) -> Result<Typed, Failure> {
+        // Only what is buffered is shown; nothing more is read.
+        loop {
+            match self.peer.decode() {
+                Some(Frame::Line) => {
+                    if let Some(ending) = show(self.peer, screen)? {
+                        return Ok(Typed::Ended(ending));
+                    }
+                }
+                Some(Frame::TooLong) => return Err(Failure::Peer(too_long(self.peer.max_line()))),
+                Some(Frame::Eof) | None => break,
+            }
+        }
+        watched.map_err(Failure::Peer)?;
+        Ok(Typed::Ended(Ending::PeerLeft))
+    }
+}
+
+/// One side of the race in the local turn.
+enum Event {
+    Peer(io::Result<()>),
+    Key(io::Result<Frame>),
+}
+
+/// Shows the peer's current line; `Some` when the screen is gone.
+fn show<P, S: Screen>(peer: &Framer<P>, screen: &mut S) -> Result<Option<Ending>, Failure> {
+    match screen.message(peer.line(), peer.line_with_newline()) {
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Some(Ending::ScreenClosed)),
+        Err(e) => Err(Failure::Screen(e)),
+    }
+}
+
+/// The protocol error for a peer line over the limit.
+fn too_long(max_line: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the peer sent a line longer than {max_line} bytes"),
+    )
+}
+
+/// `Framer::next`, failing when no byte arrives for `idle`: the clock counts
+/// silence, so a slow but steady sender is never cut off.
+async fn next_within<P: AsyncRead + Unpin>(
+    peer: &mut Framer<P>,
+    idle: Duration,
+) -> io::Result<Frame> {
+    loop {
+        if let Some(frame) = peer.decode() {
+            return Ok(frame);
+        }
+        peer.fill()
+            .or(async {
+                smol::Timer::after(idle).await;
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no data for {} s (idle timeout)", idle.as_secs_f64()),
+                ))
+            })
+            .await?;
+    }
+}
