@@ -2,7 +2,7 @@
 //! peer label, and the escaping that keeps a peer from driving the terminal.
 
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Read, Write};
 
 use crate::turn::Screen;
 
@@ -40,6 +40,26 @@ impl Looks {
     /// Decides the looks from the facts, so the rules are testable.
     pub fn from_facts(stdin_tty: bool, stdout_tty: bool, no_color: bool, dumb: bool) -> Looks {
         Looks { prompt: stdin_tty, label: stdout_tty, colour: stdout_tty && !no_color && !dumb }
+    }
+}
+
+/// Stdin whose end, once read, stays the end. At a terminal Ctrl-D is one
+/// read of zero bytes, and `blocking::Unblock` reports an end only when the
+/// first read of a fill returns zero: a Ctrl-D that follows a line within the
+/// same fill would otherwise be lost.
+#[derive(Debug, Default)]
+pub struct Keyboard {
+    ended: bool,
+}
+
+impl Read for Keyboard {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ended {
+            return Ok(0);
+        }
+        let n = io::stdin().read(buf)?;
+        self.ended = n == 0 && !buf.is_empty();
+        Ok(n)
     }
 }
 

@@ -233,11 +233,24 @@ impl<R: AsyncRead + Unpin> Framer<R> {
         Ok(n)
     }
 
-    /// Reads ahead without handing out lines, until the end of the stream
-    /// (`Ok`) or an error. Lines read meanwhile stay queued for [`Framer::next`].
+    /// Reads ahead without handing out lines. Returns `Ok` once
+    /// [`Framer::decode`] has news that cannot wait: the end of the stream, or
+    /// a line already over the limit. Lines read meanwhile stay queued; when
+    /// they fill the buffer, reading stops, so the peer is slowed down by TCP
+    /// instead of growing memory.
     pub async fn watch(&mut self) -> io::Result<()> {
-        while self.fill().await? > 0 {}
-        Ok(())
+        loop {
+            if self.eof {
+                return Ok(());
+            }
+            if !self.make_room() {
+                if self.find_newline(self.start).is_none() {
+                    return Ok(());
+                }
+                return futures_lite::future::pending().await;
+            }
+            self.fill().await?;
+        }
     }
 }
 

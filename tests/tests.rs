@@ -1,7 +1,26 @@
-//! The integration tests: each module runs the real binary.
+//! The integration tests, linked into one binary: each module runs the real
+//! binary or the library's public pieces.
 
 // Harness: spawning, reading output with deadlines, killing on drop.
 mod util;
 
-// A session between two smolchat processes, both ways, and the endings.
+// Two smolchat processes: turns both ways, endings and exit codes.
 mod session;
+
+// The command line and the failures that must read well.
+mod cli;
+
+// Peers that flood, reset or hang up at the wrong moment.
+mod hostile;
+
+// The real nc, ncat, socat and telnet on either side.
+mod interop;
+
+// Generated inputs for the framer and the sanitizer.
+mod props;
+
+// smolchat on a pseudo-terminal: prompt, label, colour, escapes, Ctrl-C.
+mod terminal;
+
+// Many connects and resets, and a soak of round trips.
+mod load;

@@ -1,0 +1,219 @@
+//! The command line run for real: help and version on stdout, usage errors
+//! as two stderr lines with exit 2, and the failures that must read well.
+
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use crate::session::assert_clean_stderr;
+use crate::util::run;
+
+/// Runs smolchat and checks what every run must: clean stderr lines.
+fn smolchat(args: &[&str]) -> (Option<i32>, String, String) {
+    let (code, out, err) = run(args);
+    assert_clean_stderr(&format!("smolchat {args:?}"), &err);
+    (code, out, err)
+}
+
+#[test]
+fn help_goes_to_stdout_with_exit_0() {
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["--help"], &["server", "client", "--version"]),
+        (&["-h"], &["server", "client"]),
+        (&["server", "--help"], &["--bind", "--idle-timeout", "--max-line", "PORT"]),
+        (&["client", "--help"], &["--connect-timeout", "--max-line", "HOST", "PORT"]),
+    ];
+    for (args, words) in cases {
+        let (code, out, err) = smolchat(args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert_eq!(err, "", "{args:?}");
+        for word in words {
+            assert!(out.contains(word), "{args:?}: no {word:?} in\n{out}");
+        }
+    }
+}
+
+#[test]
+fn version_goes_to_stdout_with_exit_0() {
+    let (code, out, err) = smolchat(&["--version"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, concat!("smolchat ", env!("CARGO_PKG_VERSION"), "\n"));
+    assert_eq!(err, "");
+}
+
+/// Checks a usage error: nothing on stdout, exactly the error line and the
+/// help hint for `command` on stderr, exit 2. Returns the error line.
+fn usage_error(args: &[&str], command: &str) -> String {
+    let (code, out, err) = smolchat(args);
+    assert_eq!(code, Some(2), "{args:?}: {err}");
+    assert_eq!(out, "", "{args:?}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{args:?}: {err}");
+    assert!(lines[0].starts_with("smolchat: error: "), "{args:?}: {err}");
+    assert_eq!(lines[1], format!("smolchat: run '{command} --help' for usage"), "{args:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn usage_errors_are_two_lines_and_exit_2() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        // (arguments, command named in the hint, a word the error must name)
+        (&[], "smolchat", "no command"),
+        (&["chat"], "smolchat", "chat"),
+        (&["--frob"], "smolchat", "--frob"),
+        (&["server"], "smolchat server", "PORT"),
+        (&["server", "--frob", "2000"], "smolchat server", "--frob"),
+        (&["server", "--bind"], "smolchat server", "--bind"),
+        (&["server", "--bind", "nowhere", "2000"], "smolchat server", "nowhere"),
+        (&["server", "--idle-timeout", "soon", "2000"], "smolchat server", "soon"),
+        (&["server", "--idle-timeout", "0", "2000"], "smolchat server", "--idle-timeout"),
+        (&["server", "--max-line", "0", "2000"], "smolchat server", "--max-line"),
+        (&["server", "--max-line", "lots", "2000"], "smolchat server", "lots"),
+        (&["server", "2000", "3000"], "smolchat server", "3000"),
+        (&["server", "65536"], "smolchat server", "65536"),
+        (&["server", "-1"], "smolchat server", "-1"),
+        (&["client", "localhost"], "smolchat client", "PORT"),
+        (&["client", "localhost", "2000", "extra"], "smolchat client", "extra"),
+        (&["client", "--connect-timeout"], "smolchat client", "--connect-timeout"),
+        (&["client", "--connect-timeout", "x", "h", "1"], "smolchat client", "'x'"),
+        (&["client", "--max-line", "0", "h", "1"], "smolchat client", "--max-line"),
+        (&["client", "-h", "2000"], "smolchat client", "-h"),
+    ];
+    for (args, command, word) in cases {
+        let line = usage_error(args, command);
+        assert!(line.contains(word), "{args:?}: {word:?} not named in {line:?}");
+    }
+}
+
+#[test]
+fn ports_out_of_range_are_named() {
+    for (args, port, lowest) in [
+        (&["client", "host", "99999"][..], "99999", 1),
+        (&["client", "host", "0"], "0", 1),
+        (&["server", "70000"], "70000", 0),
+    ] {
+        let command = format!("smolchat {}", args[0]);
+        let line = usage_error(args, &command);
+        assert_eq!(
+            line,
+            format!(
+                "smolchat: error: invalid port '{port}': expected a number from {lowest} to 65535"
+            )
+        );
+    }
+}
+
+#[test]
+fn bare_smolchat_is_a_usage_error() {
+    let line = usage_error(&[], "smolchat");
+    assert_eq!(line, "smolchat: error: no command given: expected 'server' or 'client'");
+}
+
+#[test]
+fn help_is_a_host_name_for_the_client() {
+    // `help` is the HOST here: it is looked up, not answered with help text.
+    let (code, out, err) = smolchat(&["client", "help", "2000"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with("smolchat: error: cannot resolve help")
+            || err.starts_with("smolchat: error: cannot connect to help:2000"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn port_in_use() {
+    let taken = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (code, out, err) = smolchat(&["server", &port.to_string()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!("smolchat: error: cannot listen on 0.0.0.0:{port}: address already in use\n")
+    );
+}
+
+#[test]
+fn privileged_port_without_privilege() {
+    let uid = std::process::Command::new("id").arg("-u").output().expect("run id -u");
+    let uid = String::from_utf8_lossy(&uid.stdout).trim().to_string();
+    let first_free = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .unwrap_or(1024);
+    if uid == "0" || first_free <= 1 {
+        eprintln!(
+            "SKIPPED privileged_port_without_privilege: uid {uid} may bind port 1 \
+             (unprivileged ports start at {first_free})"
+        );
+        return;
+    }
+    let (code, out, err) = smolchat(&["server", "1"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "");
+    assert_eq!(err, "smolchat: error: cannot listen on 0.0.0.0:1: permission denied\n");
+}
+
+#[test]
+fn nobody_listening() {
+    // Bind and drop, so the port is very likely closed.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (code, out, err) = smolchat(&["client", "127.0.0.1", &port.to_string()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!("smolchat: error: cannot connect to 127.0.0.1:{port}: connection refused\n")
+    );
+}
+
+#[test]
+fn name_does_not_resolve() {
+    // `.invalid` never resolves (RFC 2606), so nothing is contacted.
+    let (code, out, err) = smolchat(&["client", "nonexistent.invalid", "2000"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "");
+    assert!(err.starts_with("smolchat: error: cannot resolve nonexistent.invalid"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn connect_that_hangs_gives_up_after_the_timeout() {
+    // A loopback listener that is never accepted from: once its accept
+    // queue is full, Linux drops further SYNs, so a connect hangs. Filling
+    // it is probed with short connects; this is a probe, not an assertion.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    // Two timeouts in a row, so that one slow connect on a busy machine is
+    // not taken for a full queue.
+    let mut timeouts = 0;
+    for _ in 0..1024 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => {
+                held.push(stream);
+                timeouts = 0;
+            }
+            Err(_) => timeouts += 1,
+        }
+        if timeouts == 2 {
+            break;
+        }
+    }
+    let full = timeouts == 2;
+    if !full {
+        eprintln!(
+            "SKIPPED connect_that_hangs_gives_up_after_the_timeout: this kernel never \
+             left a loopback connect hanging ({} connects queued)",
+            held.len()
+        );
+        return;
+    }
+    let port = addr.port().to_string();
+    let (code, out, err) = smolchat(&["client", "--connect-timeout", "0.5", "127.0.0.1", &port]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(out, "");
+    assert_eq!(err, format!("smolchat: error: cannot connect to 127.0.0.1:{port}: timed out\n"));
+}
