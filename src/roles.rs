@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use async_net::TcpStream;
 use futures_lite::io::AsyncRead;
 
 use crate::cli::{ClientConfig, ServerConfig};
 use crate::framer::Framer;
-use crate::net::{self, Error};
+use crate::net::{self, Error, Wire};
 use crate::turn::{Ending, Failure, Role, Screen, Session, Settings};
 
 /// How long the server waits before it accepts again after a failed accept
@@ -45,8 +44,15 @@ where
         screen.status(&format!("{addr} connected"));
 
         // Chat, then close cleanly whatever the ending.
-        let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
-        net::close(&stream).await;
+        let outcome = match Wire::new(stream) {
+            Ok(wire) => {
+                let outcome =
+                    talk(&wire, Role::Server, settings, config.max_line, keys, screen).await;
+                net::close(&wire).await;
+                outcome
+            }
+            Err(e) => Err(Failure::Peer(e)),
+        };
 
         // Report, and go on accepting unless no answer can be given any more.
         match outcome {
@@ -81,25 +87,27 @@ where
     let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
     let peer = stream.peer_addr().unwrap_or(addrs[0]);
     screen.status(&format!("connected to {peer}"));
+    let what = || format!("connection to {peer}");
+    let wire = Wire::new(stream).map_err(|error| Error { what: what(), error })?;
 
     // Chat, then close cleanly whatever the ending.
     let outcome =
-        talk(&stream, Role::Client, Settings::default(), config.max_line, keys, screen).await;
-    net::close(&stream).await;
+        talk(&wire, Role::Client, Settings::default(), config.max_line, keys, screen).await;
+    net::close(&wire).await;
     match outcome {
         Ok(Ending::PeerLeft) => {
             screen.status(&format!("{peer} left"));
             Ok(())
         }
         Ok(Ending::Exit | Ending::KeyboardClosed | Ending::ScreenClosed) => Ok(()),
-        Err(Failure::Peer(error)) => Err(Error { what: format!("connection to {peer}"), error }),
+        Err(Failure::Peer(error)) => Err(Error { what: what(), error }),
         Err(failure) => Err(local_failure(failure)),
     }
 }
 
 /// One session over a connected socket.
 async fn talk<K, S>(
-    stream: &TcpStream,
+    wire: &Wire,
     role: Role,
     settings: Settings,
     max_line: usize,
@@ -110,10 +118,8 @@ where
     K: AsyncRead + Unpin,
     S: Screen,
 {
-    // Small messages go out at once instead of waiting for an ACK (Nagle).
-    stream.set_nodelay(true).map_err(Failure::Peer)?;
-    let mut peer = Framer::new(stream.clone(), max_line);
-    let mut to_peer = stream.clone();
+    let mut peer = Framer::new(wire.clone(), max_line);
+    let mut to_peer = wire.clone();
     Session { peer: &mut peer, to_peer: &mut to_peer, keys }.run(role, settings, screen).await
 }
 

@@ -13,6 +13,16 @@ use crate::framer::{Frame, Framer};
 /// The line that ends a session when typed on its own.
 pub const EXIT: &[u8] = b"EXIT";
 
+/// A peer stream that may be read by blocking the thread.
+///
+/// The turn loop allows it while the peer's message is all there is to wait
+/// for, and forbids it before it races the peer against the keyboard or a
+/// timer. A stream that never blocks can ignore it.
+pub trait Blockable {
+    /// Lets reads and writes block the thread (`true`) or not (`false`).
+    fn allow_blocking(&self, allow: bool) -> io::Result<()>;
+}
+
 /// Who speaks first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -83,7 +93,7 @@ enum Typed {
 
 impl<P, W, K> Session<'_, P, W, K>
 where
-    P: AsyncRead + Unpin,
+    P: AsyncRead + Unpin + Blockable,
     W: AsyncWrite + Unpin,
     K: AsyncRead + Unpin,
 {
@@ -115,6 +125,8 @@ where
         idle: Option<Duration>,
         screen: &mut S,
     ) -> Result<Option<Ending>, Failure> {
+        // Nothing but the peer is awaited here, unless a timer is.
+        self.peer.get_ref().allow_blocking(idle.is_none()).map_err(Failure::Peer)?;
         let frame = match idle {
             None => self.peer.next().await,
             Some(idle) => next_within(self.peer, idle).await,
@@ -138,6 +150,7 @@ where
             let event = if self.keys.has_frame() {
                 Event::Key(self.keys.next().await)
             } else {
+                self.peer.get_ref().allow_blocking(false).map_err(Failure::Peer)?;
                 future::or(async { Event::Peer(self.peer.watch().await) }, async {
                     Event::Key(self.keys.next().await)
                 })
@@ -289,6 +302,12 @@ mod tests {
     }
 
     type Keys = Framer<piper::Reader>;
+
+    impl Blockable for piper::Reader {
+        fn allow_blocking(&self, _: bool) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     /// A keyboard whose input the test writes.
     fn keyboard(max_line: usize) -> (Keys, piper::Writer) {
