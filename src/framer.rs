@@ -10,7 +10,7 @@ use std::ops::Range;
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 
 /// Bytes the buffer starts with; it grows towards the line limit on demand.
-const INITIAL_BUFFER: usize = 16 * 1024;
+const INITIAL_BUFFER: usize = 4 * 1024;
 
 /// What the framer found next in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

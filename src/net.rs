@@ -109,7 +109,7 @@ pub async fn close(wire: &Wire) {
         return;
     }
     let deadline = Instant::now() + LINGER;
-    let mut scratch = [0u8; 8 * 1024];
+    let mut scratch = vec![0u8; 4 * 1024];
     let mut discarded = 0;
     let mut reader = wire.clone();
     let drain = async {
