@@ -145,16 +145,18 @@ where
         loop {
             screen.prompt();
             // A line already typed ahead is taken without a look at the
-            // socket; otherwise the socket is polled first so that a hang-up
-            // wins over a keystroke that comes at the same moment.
-            let event = if self.keys.has_frame() {
-                Event::Key(self.keys.next().await)
-            } else {
-                self.peer.get_ref().allow_blocking(false).map_err(Failure::Peer)?;
-                future::or(async { Event::Peer(self.peer.watch().await) }, async {
-                    Event::Key(self.keys.next().await)
-                })
-                .await
+            // socket (a look costs a mode switch and a reactor wait);
+            // otherwise the socket is polled first so that a hang-up wins over
+            // a keystroke that comes at the same moment.
+            let event = match future::poll_once(self.keys.next()).await {
+                Some(typed) => Event::Key(typed),
+                None => {
+                    self.peer.get_ref().allow_blocking(false).map_err(Failure::Peer)?;
+                    future::or(async { Event::Peer(self.peer.watch().await) }, async {
+                        Event::Key(self.keys.next().await)
+                    })
+                    .await
+                }
             };
             match event {
                 Event::Peer(result) => return self.drain_peer(result, screen),

@@ -1,0 +1,85 @@
+//! An echo peer: a smolchat server that answers every message with the same
+//! text, built on smolchat's own framer, wire and turn loop.
+//!
+//! Start it, then chat with it from a second terminal:
+//!
+//! ```text
+//! cargo run --example echo -- 2000
+//! cargo run -- client 127.0.0.1 2000
+//! ```
+
+use std::io;
+use std::net::Ipv4Addr;
+
+use smolchat::console::{escape, status};
+use smolchat::framer::Framer;
+use smolchat::net::{self, Wire};
+use smolchat::turn::{Failure, Role, Screen, Session, Settings};
+
+/// The longest message echoed, as smolchat's default.
+const MAX_LINE: usize = 1 << 20;
+
+/// A screen that "types" each message it is shown as the answer.
+struct Echo {
+    /// Where the answers go: the keyboard side of the turn loop reads them.
+    keyboard: piper::Writer,
+}
+
+impl Screen for Echo {
+    fn message(&mut self, text: &[u8], _: Option<&[u8]>) -> io::Result<()> {
+        status(&format!("echo: {}", escape(text)));
+        // The pipe holds a whole message, and the turn loop reads it before
+        // the next one arrives, so the answer always fits.
+        self.keyboard.try_fill(text);
+        self.keyboard.try_fill(b"\n");
+        Ok(())
+    }
+
+    fn status(&mut self, text: &str) {
+        status(text);
+    }
+
+    fn prompt(&mut self) {}
+}
+
+fn main() {
+    let port = match std::env::args().nth(1).map(|p| p.parse::<u16>()) {
+        Some(Ok(port)) => port,
+        _ => {
+            status("usage: echo PORT");
+            std::process::exit(2);
+        }
+    };
+    let outcome: Result<(), net::Error> = smol::block_on(async {
+        let listener = net::bind(Ipv4Addr::UNSPECIFIED.into(), port).await?;
+        status(&format!("echo listening on {}", listener.local_addr().map_err(net_error)?));
+        loop {
+            // One client at a time, as the smolchat server serves them.
+            let Ok((stream, addr)) = listener.accept().await else { continue };
+            status(&format!("{addr} connected"));
+            let wire = Wire::new(stream).map_err(net_error)?;
+
+            // A fresh "keyboard" per client, so no answer outlives its session.
+            let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
+            let mut keys = Framer::new(answers, MAX_LINE);
+            let mut screen = Echo { keyboard };
+            let (mut peer, mut to_peer) = (Framer::new(wire.clone(), MAX_LINE), wire.clone());
+            let ending = Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys }
+                .run(Role::Server, Settings::default(), &mut screen)
+                .await;
+            net::close(&wire).await;
+            match ending {
+                Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", net::describe(&e))),
+                _ => status(&format!("{addr} left")),
+            }
+        }
+    });
+    if let Err(error) = outcome {
+        status(&format!("error: {error}"));
+        std::process::exit(1);
+    }
+}
+
+fn net_error(error: io::Error) -> net::Error {
+    net::Error { what: "echo".into(), error }
+}
