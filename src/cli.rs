@@ -202,13 +202,27 @@ fn ip_address(text: &str) -> Result<IpAddr, String> {
     })
 }
 
+/// Seconds as a decimal number such as `10` or `0.5`, read without floating
+/// point: parsing a float would add its whole machinery to the binary.
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s <= 1e9 => Ok(Duration::from_secs_f64(s)),
-        _ => {
-            Err(format!("invalid value '{text}' for {flag}: expected a number of seconds above 0"))
-        }
+    let invalid =
+        || format!("invalid value '{text}' for {flag}: expected a number of seconds above 0");
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0
+        || !digits(whole)
+        || !digits(fraction)
+        || fraction.len() > 9
+    {
+        return Err(invalid());
     }
+    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
+    let nanos: u32 = format!("{fraction:0<9}").parse().map_err(|_| invalid())?;
+    let duration = Duration::new(secs, nanos);
+    if duration.is_zero() || secs > 1_000_000_000 {
+        return Err(invalid());
+    }
+    Ok(duration)
 }
 
 fn max_line(text: Option<&str>) -> Result<usize, String> {
@@ -346,6 +360,21 @@ mod tests {
         assert_eq!(error(&[]), "no command given: expected 'server' or 'client'");
         assert!(error(&["server", "--frob", "1"]).contains("--frob"));
         assert!(error(&["server"]).to_lowercase().contains("port"));
+    }
+
+    #[test]
+    fn seconds_take_whole_and_decimal_numbers() {
+        let ok = |t: &str| seconds("--x", t).unwrap();
+        assert_eq!(ok("10"), Duration::from_secs(10));
+        assert_eq!(ok("0.5"), Duration::from_millis(500));
+        assert_eq!(ok(".25"), Duration::from_millis(250));
+        assert_eq!(ok("2."), Duration::from_secs(2));
+        assert_eq!(ok("0.000000001"), Duration::from_nanos(1));
+        for bad in
+            ["", ".", "0", "0.0", "-1", "1e3", "1.2.3", "0.0000000001", "x", " 1", "99999999999"]
+        {
+            assert!(seconds("--x", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use blocking::Unblock;
 use smolchat::cli::{self, Config, Parsed};
 use smolchat::console::{self, Console, Keyboard, Looks};
 use smolchat::framer::Framer;
@@ -39,8 +38,7 @@ fn main() -> ExitCode {
         Config::Server(s) => s.max_line,
         Config::Client(c) => c.max_line,
     };
-    let mut keys =
-        Framer::new(Unblock::with_capacity(KEYBOARD_READ_AHEAD, Keyboard::default()), max_line);
+    let mut keys = Framer::new(Keyboard::open(KEYBOARD_READ_AHEAD), max_line);
     let mut screen = Console::new(Looks::detect());
     let outcome = smol::block_on(async {
         match &config {

@@ -239,6 +239,18 @@ fn too_long(max_line: usize) -> io::Error {
     )
 }
 
+/// A duration as a person writes it in seconds: `1`, `0.05`, `2.5`; without
+/// floating point, whose printing code is large.
+fn seconds_text(d: Duration) -> String {
+    let fraction = format!("{:09}", d.subsec_nanos());
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        d.as_secs().to_string()
+    } else {
+        format!("{}.{fraction}", d.as_secs())
+    }
+}
+
 /// `Framer::next`, failing when no byte arrives for `idle`: the clock counts
 /// silence, so a slow but steady sender is never cut off.
 async fn next_within<P: AsyncRead + Unpin>(
@@ -254,7 +266,7 @@ async fn next_within<P: AsyncRead + Unpin>(
                 smol::Timer::after(idle).await;
                 Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("no data for {} s (idle timeout)", idle.as_secs_f64()),
+                    format!("no data for {} s (idle timeout)", seconds_text(idle)),
                 ))
             })
             .await?;
@@ -657,6 +669,13 @@ mod tests {
         });
         assert_eq!(ending.unwrap(), Ending::PeerLeft);
         assert_eq!(messages(&screen), ["slow!"]);
+    }
+
+    #[test]
+    fn seconds_read_as_typed() {
+        assert_eq!(seconds_text(Duration::from_secs(30)), "30");
+        assert_eq!(seconds_text(Duration::from_millis(50)), "0.05");
+        assert_eq!(seconds_text(Duration::from_millis(2500)), "2.5");
     }
 
     #[test]

@@ -184,6 +184,53 @@ fn piped_client_stdin_ends_at_its_turn_with_exit_0() {
     server.stderr_line_containing(" left");
 }
 
+/// A file under the temporary directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &[u8]) -> TempFile {
+        let path = std::env::temp_dir().join(format!("smolchat-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `smolchat ARGS <file`, through sh so that stdin is the regular file itself.
+fn with_file_stdin(args: &str, file: &TempFile) -> Proc {
+    let bin = env!("CARGO_BIN_EXE_smolchat");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!("exec '{bin}' {args} < '{}'", file.0.display()));
+    Proc::spawn(cmd)
+}
+
+#[test]
+fn questions_and_answers_from_regular_files() {
+    // stdin as a regular file is read in place, not on a thread: the same
+    // turns must come out, on both sides.
+    let answers = TempFile::new("answers", b"a1\na2\r\nEXIT\n");
+    let questions = TempFile::new("questions", b"q1\n\nq3");
+    let mut server = with_file_stdin("server 0", &answers);
+    let port = server.stderr_line_containing("listening on ");
+    let port = port.trim_end().rsplit(':').next().unwrap().to_string();
+    let mut client = with_file_stdin(&format!("client 127.0.0.1 {port}"), &questions);
+    let (code, out, err) = client.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "a1\na2\n");
+    assert_clean_stderr("client", &err);
+    // The server answered the third question with EXIT: it closed that
+    // session and went back to accepting.
+    assert_eq!(server.stdout_line(), "q1\n");
+    assert_eq!(server.stdout_line(), "\n");
+    assert_eq!(server.stdout_line(), "q3\n");
+    server.stderr_line_containing("closed the connection to");
+}
+
 #[test]
 fn client_stdin_eof_before_any_line_exits_0() {
     let (mut server, port) = Proc::server(&[]);
