@@ -194,7 +194,8 @@ impl<R> Framer<R> {
             return true;
         }
         if self.buf.len() < self.capacity {
-            let len = (self.buf.len() * 2).clamp(INITIAL_BUFFER.min(self.capacity), self.capacity);
+            let len =
+                (self.buf.len() * 3 / 2).clamp(INITIAL_BUFFER.min(self.capacity), self.capacity);
             self.buf.resize(len, 0);
             return true;
         }
