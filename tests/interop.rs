@@ -75,11 +75,9 @@ fn server() -> (Proc, u16) {
     Proc::server(&["--bind", "127.0.0.1"])
 }
 
-/// The tool connects to a smolchat server, sends two lines ended by `eol`
-/// and reads two answers, then ends its stdin. The server must print the
-/// lines without `\r`, the tool must get exactly `text\n` back, and the
-/// server must see the peer leave and go on running.
-fn tool_client_hangs_up(program: &str, args: &[&str], eol: &str) {
+/// Starts a smolchat server and the tool as its client; the tool says
+/// `hello` (ended by `eol`) and gets `hi` back.
+fn tool_client_says_hello(program: &str, args: &[&str], eol: &str) -> (Proc, Tool) {
     let (mut server, port) = server();
     let mut tool = Tool::start(program, &with_port(args, port));
     server.stderr_line_containing(" connected");
@@ -88,6 +86,15 @@ fn tool_client_hangs_up(program: &str, args: &[&str], eol: &str) {
     assert_eq!(server.stdout_line(), "hello\n");
     server.send(b"hi\n");
     tool.expect_line("hi\n");
+    (server, tool)
+}
+
+/// The tool connects to a smolchat server, sends two lines ended by `eol`
+/// and reads two answers, then ends its stdin. The server must print the
+/// lines without `\r`, the tool must get exactly `text\n` back, and the
+/// server must see the peer leave and go on running.
+fn tool_client_hangs_up(program: &str, args: &[&str], eol: &str) {
+    let (mut server, mut tool) = tool_client_says_hello(program, args, eol);
 
     tool.say(format!("second line{eol}").as_bytes());
     assert_eq!(server.stdout_line(), "second line\n");
@@ -109,14 +116,7 @@ fn tool_client_hangs_up(program: &str, args: &[&str], eol: &str) {
 /// tool then ends cleanly once its own stdin ends) and the tool's output
 /// must be exactly the one answer.
 fn tool_client_until_server_exits(program: &str, args: &[&str], eol: &str) {
-    let (mut server, port) = server();
-    let mut tool = Tool::start(program, &with_port(args, port));
-    server.stderr_line_containing(" connected");
-
-    tool.say(format!("hello{eol}").as_bytes());
-    assert_eq!(server.stdout_line(), "hello\n");
-    server.send(b"hi\n");
-    tool.expect_line("hi\n");
+    let (mut server, mut tool) = tool_client_says_hello(program, args, eol);
 
     tool.say(format!("last{eol}").as_bytes());
     assert_eq!(server.stdout_line(), "last\n");

@@ -229,11 +229,17 @@ fn ready(test: &str) -> bool {
 /// Runs one exchange at a terminal with `env` and returns what was shown up
 /// to the end of the peer's `hi` line, after checking the prompt and what
 /// went over the wire.
-fn exchange(env: &[(&str, &str)], label: &[u8]) -> Vec<u8> {
+/// A client on the terminal, connected to a raw server, at its first prompt.
+fn client_at_prompt(env: &[(&str, &str)]) -> (Term, Peer) {
     let mut server = RawServer::new();
     let mut term = Term::client(server.port, env);
-    let mut peer = server.accept();
+    let peer = server.accept();
     term.expect(b"you> ");
+    (term, peer)
+}
+
+fn exchange(env: &[(&str, &str)], label: &[u8]) -> Vec<u8> {
+    let (mut term, mut peer) = client_at_prompt(env);
 
     // Enter on a cooked terminal is `\r`, which the terminal turns into `\n`.
     term.type_keys(b"hello\r");
@@ -288,10 +294,7 @@ fn peer_escape_sequences_are_shown_escaped() {
     if !ready("terminal::peer_escape_sequences_are_shown_escaped") {
         return;
     }
-    let mut server = RawServer::new();
-    let mut term = Term::client(server.port, &[]);
-    let mut peer = server.accept();
-    term.expect(b"you> ");
+    let (mut term, mut peer) = client_at_prompt(&[]);
     term.type_keys(b"hello\r");
     assert_eq!(peer.line(), b"hello\n");
 
@@ -320,10 +323,7 @@ fn ctrl_d_after_a_turn_ends_the_session() {
     if !ready("terminal::ctrl_d_after_a_turn_ends_the_session") {
         return;
     }
-    let mut server = RawServer::new();
-    let mut term = Term::client(server.port, &[]);
-    let mut peer = server.accept();
-    term.expect(b"you> ");
+    let (mut term, mut peer) = client_at_prompt(&[]);
     term.type_keys(b"hello\r");
     assert_eq!(peer.line(), b"hello\n");
     peer.send(b"hi\n");
@@ -348,10 +348,7 @@ fn ctrl_c_at_the_prompt_ends_the_program() {
     if !ready("terminal::ctrl_c_at_the_prompt_ends_the_program") {
         return;
     }
-    let mut server = RawServer::new();
-    let mut term = Term::client(server.port, &[]);
-    let mut peer = server.accept();
-    term.expect(b"you> ");
+    let (mut term, mut peer) = client_at_prompt(&[]);
     term.type_keys(b"\x03");
     assert_interrupted(term.wait());
     // The kernel closes the socket of a dead process: the peer sees the end.
@@ -363,10 +360,7 @@ fn ctrl_c_while_waiting_for_the_peer_ends_the_program() {
     if !ready("terminal::ctrl_c_while_waiting_for_the_peer_ends_the_program") {
         return;
     }
-    let mut server = RawServer::new();
-    let mut term = Term::client(server.port, &[]);
-    let mut peer = server.accept();
-    term.expect(b"you> ");
+    let (mut term, mut peer) = client_at_prompt(&[]);
     term.type_keys(b"hello\r");
     assert_eq!(peer.line(), b"hello\n");
     term.type_keys(b"\x03");
