@@ -91,22 +91,9 @@ impl<R> Framer<R> {
         (self.raw_end == self.line.end + 1).then(|| &self.buf[self.line.start..self.raw_end])
     }
 
-    /// Bytes received but not yet returned as lines.
-    pub fn buffered(&self) -> usize {
-        self.end - self.start
-    }
-
     /// How much memory the buffer holds now.
     pub fn allocated(&self) -> usize {
         self.buf.len()
-    }
-
-    /// Whether the next [`Framer::next`] answers without reading.
-    pub fn has_frame(&self) -> bool {
-        self.eof
-            || self.skipping
-            || self.find_newline(self.scanned).is_some()
-            || self.end - self.start > self.max_line + 1
     }
 
     /// Returns the underlying reader.
