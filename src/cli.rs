@@ -164,6 +164,9 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
                 .map_err(usage)?,
             max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
         }),
+        Some(Command::Client(c)) if c.host.is_empty() => {
+            return Err(usage("invalid host '': expected a name or an address".into()));
+        }
         Some(Command::Client(c)) => Config::Client(ClientConfig {
             port: port(&c.port, 1).map_err(usage)?,
             connect_timeout: match &c.connect_timeout {
@@ -303,6 +306,14 @@ mod tests {
         let Config::Client(c) = run(&["client", "help", "2000"]) else { panic!() };
         assert_eq!(c.host, "help");
         assert!(error(&["client", "-h", "2000"]).contains("-h"));
+    }
+
+    #[test]
+    fn an_empty_host_is_a_usage_error() {
+        assert_eq!(
+            error(&["client", "", "2000"]),
+            "invalid host '': expected a name or an address"
+        );
     }
 
     #[test]

@@ -117,17 +117,35 @@ pub struct Console {
     looks: Looks,
     /// Reused for every message that needs more than a plain copy.
     scratch: Vec<u8>,
+    /// A prompt is shown and its line not yet ended by the user's Enter.
+    prompt_open: bool,
 }
 
 impl Console {
     /// Creates the console with the given looks.
     pub fn new(looks: Looks) -> Console {
-        Console { looks, scratch: Vec::new() }
+        Console { looks, scratch: Vec::new(), prompt_open: false }
+    }
+
+    /// Ends the prompt's line, so that what comes next starts a line of its
+    /// own instead of following `you> ` and what was typed after it.
+    fn close_prompt(&mut self) {
+        if std::mem::take(&mut self.prompt_open) {
+            let _ = io::stderr().write_all(b"\n");
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        // After Ctrl-D the cursor still follows the prompt.
+        self.close_prompt();
     }
 }
 
 impl Screen for Console {
     fn message(&mut self, text: &[u8], with_newline: Option<&[u8]>) -> io::Result<()> {
+        self.close_prompt();
         let mut out = io::stdout().lock();
         // The common case, a clean line and no label, is one write(2) of the
         // bytes as they came.
@@ -149,14 +167,20 @@ impl Screen for Console {
     }
 
     fn status(&mut self, text: &str) {
+        self.close_prompt();
         status(text);
     }
 
     fn prompt(&mut self) {
-        if self.looks.prompt {
+        if self.looks.prompt && !self.prompt_open {
             // A prompt that cannot be shown is no reason to stop the chat.
             let _ = io::stderr().write_all(PROMPT.as_bytes());
+            self.prompt_open = true;
         }
+    }
+
+    fn typed(&mut self) {
+        self.prompt_open = false;
     }
 }
 

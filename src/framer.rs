@@ -242,6 +242,27 @@ impl<R: AsyncRead + Unpin> Framer<R> {
     }
 }
 
+impl<R: AsyncRead + Unpin> Framer<R> {
+    /// Returns once the stream has ended with no whole line left to hand out;
+    /// pending for ever while one is buffered. It reads only until it finds a
+    /// line, so a large input is not pulled into memory ahead of its turns.
+    pub async fn ended(&mut self) -> io::Result<()> {
+        loop {
+            if self.find_newline(self.start).is_some() || !self.make_room() {
+                return futures_lite::future::pending().await;
+            }
+            if self.eof {
+                if self.start == self.end || self.skipping {
+                    return Ok(());
+                }
+                // A last line without its newline is still an answer.
+                return futures_lite::future::pending().await;
+            }
+            self.fill().await?;
+        }
+    }
+}
+
 /// Position of the first `needle` in `hay`, a machine word at a time: the
 /// size build is not vectorised, and a byte loop is 2.4 times slower there.
 pub fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
@@ -363,6 +384,18 @@ mod tests {
             out.push(String::from_utf8_lossy(framer.line()).into_owned());
         }
         out
+    }
+
+    #[test]
+    fn ended_waits_while_a_line_is_buffered() {
+        let mut framer = Framer::new(&b"last\n"[..], 10);
+        assert!(futures_lite::future::block_on(futures_lite::future::poll_once(framer.ended()))
+            .is_none());
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
+        assert!(block_on(framer.ended()).is_ok());
+        // A half line at the end is still something to send.
+        let mut framer = Framer::new(&b"half"[..], 10);
+        assert!(block_on(futures_lite::future::poll_once(framer.ended())).is_none());
     }
 
     #[test]

@@ -47,7 +47,9 @@ fn main() -> ExitCode {
         }
     });
 
-    // The one place where an outcome becomes an exit code.
+    // The one place where an outcome becomes an exit code; the console goes
+    // first, so that an open prompt's line is ended before the error.
+    drop(screen);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -165,6 +165,18 @@ impl Blockable for Wire {
         }
         Ok(())
     }
+
+    fn hung_up(&self) -> bool {
+        if self.allow_blocking(false).is_err() {
+            return true;
+        }
+        // A peek reads nothing away: 0 is the peer's FIN with no data before
+        // it, an error other than "would block" a reset.
+        match self.socket.get_ref().peek(&mut [0u8; 1]) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
+        }
+    }
 }
 
 impl AsyncRead for Wire {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_lite::future;
 use futures_lite::io::AsyncRead;
 
 use crate::cli::{ClientConfig, ServerConfig};
@@ -32,10 +33,19 @@ where
     screen.status(&format!("listening on {local}"));
     let settings = Settings { idle_timeout: config.idle_timeout };
     loop {
-        // Take the next client; the others wait in the listen queue.
-        let (stream, addr) = match listener.accept().await {
-            Ok(client) => client,
-            Err(e) => {
+        // Take the next client; the others wait in the listen queue. When
+        // the keyboard ends first, no answer can ever be given: stop.
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            match keys.ended().await {
+                Ok(()) => None,
+                Err(_) => future::pending().await,
+            }
+        })
+        .await;
+        let (stream, addr) = match accepted {
+            None => return Ok(()),
+            Some(Ok(client)) => client,
+            Some(Err(e)) => {
                 screen.status(&format!("error: cannot accept a connection: {}", net::describe(&e)));
                 smol::Timer::after(ACCEPT_BACKOFF).await;
                 continue;

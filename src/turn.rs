@@ -21,6 +21,13 @@ pub const EXIT: &[u8] = b"EXIT";
 pub trait Blockable {
     /// Lets reads and writes block the thread (`true`) or not (`false`).
     fn allow_blocking(&self, allow: bool) -> io::Result<()>;
+
+    /// Whether the peer has already closed or reset the connection, with
+    /// nothing left unread, found without waiting. A stream that cannot tell
+    /// says no, and the hang-up is found by the next read instead.
+    fn hung_up(&self) -> bool {
+        false
+    }
 }
 
 /// Who speaks first.
@@ -41,6 +48,8 @@ pub trait Screen {
     fn status(&mut self, text: &str);
     /// Announces that it is the local user's turn.
     fn prompt(&mut self);
+    /// The user finished a line (so a prompt shown is answered).
+    fn typed(&mut self) {}
 }
 
 /// How a session ended without a failure.
@@ -143,14 +152,20 @@ where
     /// watching the connection so that a hang-up ends the turn at once.
     async fn local_turn<S: Screen>(&mut self, screen: &mut S) -> Result<Typed, Failure> {
         loop {
-            screen.prompt();
-            // A line already typed ahead is taken without a look at the
-            // socket (a look costs a mode switch and a reactor wait);
-            // otherwise the socket is polled first so that a hang-up wins over
-            // a keystroke that comes at the same moment.
+            // A peer that has already left ends the turn before a line typed
+            // ahead is taken, so that the line is kept for the next session.
+            if self.peer.get_ref().hung_up() {
+                // A buffer full of unread lines cannot take the end: show them.
+                let watched = future::poll_once(self.peer.watch()).await.unwrap_or(Ok(()));
+                return self.drain_peer(watched, screen);
+            }
+            // A line already typed ahead takes the turn at once, without a
+            // prompt or a reactor wait. Otherwise the socket is polled first
+            // so that a hang-up wins over a keystroke at the same moment.
             let event = match future::poll_once(self.keys.next()).await {
                 Some(typed) => Event::Key(typed),
                 None => {
+                    screen.prompt();
                     self.peer.get_ref().allow_blocking(false).map_err(Failure::Peer)?;
                     future::or(async { Event::Peer(self.peer.watch().await) }, async {
                         Event::Key(self.keys.next().await)
@@ -158,6 +173,9 @@ where
                     .await
                 }
             };
+            if let Event::Key(Ok(Frame::Line | Frame::TooLong)) = event {
+                screen.typed();
+            }
             match event {
                 Event::Peer(result) => return self.drain_peer(result, screen),
                 Event::Key(Err(e)) => return Err(Failure::Keyboard(e)),
@@ -404,11 +422,9 @@ mod tests {
                 p.hang_up();
             });
         assert_eq!(ending.unwrap(), Ending::PeerLeft);
-        assert_eq!(
-            screen.shown,
-            ["prompt", "msg hi there", "prompt"].map(String::from),
-            "the prompt comes after the message"
-        );
+        // The line typed ahead took the first turn, so no prompt was shown
+        // for it; the next turn's prompt comes after the message.
+        assert_eq!(screen.shown, ["msg hi there", "prompt"].map(String::from));
     }
 
     #[test]
@@ -597,10 +613,8 @@ mod tests {
                 p.hang_up();
             });
         assert_eq!(ending.unwrap(), Ending::PeerLeft);
-        assert_eq!(
-            screen.shown[..3],
-            ["prompt", "status line longer than 5 bytes, not sent", "prompt"]
-        );
+        // Both lines were typed ahead: no prompt until the keyboard is empty.
+        assert_eq!(screen.shown, ["status line longer than 5 bytes, not sent"]);
     }
 
     #[test]

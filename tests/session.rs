@@ -677,3 +677,72 @@ fn a_server_that_vanishes_mid_answer_wait_is_not_an_error_for_the_client() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("error"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// Found in review.
+
+#[test]
+fn a_line_typed_ahead_is_kept_when_the_peer_has_already_left() {
+    // The server's answers are all typed ahead. The first client sends its
+    // questions and its FIN at once; whichever turn the server sees the FIN
+    // at, that turn is abandoned and its answer stays for the next client.
+    // So what the two clients get, in order, is the answers with none lost.
+    let (mut server, port) = Proc::server(&[]);
+    server.send(b"a1\na2\na3\n");
+    let mut first = raw_connect(port);
+    first.write_all(b"q1\nq2\n").unwrap();
+    first.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = raw_rest(&mut first).unwrap();
+    server.stderr_line_containing(" left");
+
+    let mut second = raw_connect(port);
+    second.write_all(b"q3\n").unwrap();
+    got.extend(raw_line(&mut second));
+    let got = String::from_utf8(got).unwrap();
+    assert!("a1\na2\na3\n".starts_with(&got), "answers lost or reordered: {got:?}");
+    assert!(got.len() <= 6, "the first client got an answer after its FIN: {got:?}");
+}
+
+#[test]
+fn a_server_whose_input_ends_while_it_waits_for_a_client_exits_0() {
+    let (mut server, _port) = Proc::server(&[]);
+    server.close_stdin();
+    let (code, out, err) = server.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "");
+    assert_clean_stderr("server", &err);
+}
+
+#[test]
+fn a_server_with_answers_left_serves_then_exits_when_they_run_out() {
+    let (mut server, port) = Proc::server(&[]);
+    server.send(b"a1\n").close_stdin();
+    let mut client = connected_client(port);
+    client.send(b"q1\n");
+    assert_eq!(client.stdout_line(), "a1\n");
+    client.send(b"EXIT\n");
+    assert_eq!(client.finish().0, Some(0));
+    // No answer is left, so the server stops instead of waiting for a client.
+    let (code, out, err) = server.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "q1\n");
+}
+
+#[test]
+fn answers_typed_ahead_are_not_thrown_at_a_peer_that_closed() {
+    // A full close this time: an answer written after the FIN is lost (the
+    // peer's kernel answers it with a reset). The server must see the FIN at
+    // its turn and keep the answer; at worst the turn right after the close
+    // raced the FIN, never the one after that.
+    let (mut server, port) = Proc::server(&[]);
+    server.send(b"a1\na2\na3\n");
+    let mut first = raw_connect(port);
+    first.write_all(b"q1\nq2\n").unwrap();
+    drop(first);
+    server.stderr_line_containing(" left");
+
+    let mut second = raw_connect(port);
+    second.write_all(b"q3\n").unwrap();
+    let line = raw_line(&mut second);
+    assert!(line == b"a1\n" || line == b"a2\n", "answers were lost: got {line:?}");
+}
