@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use smolchat::cli::{self, Config, Parsed};
 use smolchat::console::{self, Console, Keyboard, Looks};
 use smolchat::framer::Framer;
-use smolchat::roles;
+use smolchat::{net, roles};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
 const KEYBOARD_READ_AHEAD: usize = 64 * 1024;
@@ -59,10 +59,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Prints help or the version on stdout; a closed stdout is not an error.
+/// Prints help or the version on stdout; a closed stdout is not an error,
+/// but a full disk is.
 fn print(text: &str) -> ExitCode {
-    let _ = io::stdout().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    match io::stdout().write_all(text.as_bytes()).and_then(|()| io::stdout().flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            console::status(&format!("error: cannot write to stdout: {}", net::describe(&e)));
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 fn usage_error(usage: cli::Usage) -> ExitCode {

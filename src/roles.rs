@@ -51,6 +51,8 @@ where
                 continue;
             }
         };
+        // An IPv4 client of a `::` listener reads as itself, not ::ffff:a.b.c.d.
+        let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         screen.status(&format!("{addr} connected"));
 
         // Chat, then close cleanly whatever the ending.
@@ -72,7 +74,10 @@ where
                 screen.status(&format!("closed the connection to {addr}"));
                 return Ok(());
             }
-            Ok(Ending::ScreenClosed) => return Ok(()),
+            Ok(Ending::ScreenClosed) => {
+                screen.status(&format!("closed the connection to {addr}"));
+                return Ok(());
+            }
             Err(Failure::Peer(e)) => {
                 screen.status(&format!("error: connection with {addr}: {}", net::describe(&e)))
             }

@@ -217,3 +217,15 @@ fn connect_that_hangs_gives_up_after_the_timeout() {
     assert_eq!(out, "");
     assert_eq!(err, format!("smolchat: error: cannot connect to 127.0.0.1:{port}: timed out\n"));
 }
+
+#[test]
+fn help_on_a_full_disk_is_an_error() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("SKIPPED cli::help_on_a_full_disk_is_an_error: no /dev/full");
+        return;
+    };
+    let out = crate::util::smolchat().arg("--help").stdout(full).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err, "smolchat: error: cannot write to stdout: no space left on device\n");
+}

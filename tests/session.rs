@@ -746,3 +746,17 @@ fn answers_typed_ahead_are_not_thrown_at_a_peer_that_closed() {
     let line = raw_line(&mut second);
     assert!(line == b"a1\n" || line == b"a2\n", "answers were lost: got {line:?}");
 }
+
+#[test]
+fn an_ipv4_client_of_a_dual_stack_server_is_named_plainly() {
+    if TcpListener::bind("[::]:0").is_err() {
+        eprintln!(
+            "SKIPPED session::an_ipv4_client_of_a_dual_stack_server_is_named_plainly: no IPv6"
+        );
+        return;
+    }
+    let (mut server, port) = Proc::server(&["--bind", "::"]);
+    let _client = raw_connect(port);
+    let line = server.stderr_line_containing(" connected");
+    assert!(line.starts_with("smolchat: 127.0.0.1:"), "{line:?}");
+}
