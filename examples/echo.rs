@@ -1,5 +1,5 @@
 //! An echo peer: a smolchat server that answers every message with the same
-//! text, built on smolchat's own framer, wire and turn loop.
+//! text, built on smolchat's own framer, wire and session (`roles::talk`).
 //!
 //! Start it, then chat with it from a second terminal:
 //!
@@ -14,7 +14,8 @@ use std::net::Ipv4Addr;
 use smolchat::console::{escape, status};
 use smolchat::framer::Framer;
 use smolchat::net::{self, Wire};
-use smolchat::turn::{Failure, Role, Screen, Session, Settings};
+use smolchat::roles;
+use smolchat::turn::{Failure, Role, Screen, Settings};
 
 /// The longest message echoed, as smolchat's default.
 const MAX_LINE: usize = 1 << 20;
@@ -63,12 +64,9 @@ fn main() {
             let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
             let mut keys = Framer::new(answers, MAX_LINE);
             let mut screen = Echo { keyboard };
-            let (mut peer, mut to_peer) = (Framer::new(wire.clone(), MAX_LINE), wire.clone());
-            let ending = Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys }
-                .run(Role::Server, Settings::default(), &mut screen)
-                .await;
-            net::close(&wire).await;
-            match ending {
+            let settings = Settings::default();
+            match roles::talk(&wire, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
+            {
                 Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", net::describe(&e))),
                 _ => status(&format!("{addr} left")),
             }

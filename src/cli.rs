@@ -199,8 +199,7 @@ fn port(text: &str, lowest: u16) -> Result<u16, String> {
 }
 
 fn ip_address(text: &str) -> Result<IpAddr, String> {
-    let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(text);
-    bare.parse().map_err(|_| {
+    crate::net::unbracket(text).parse().map_err(|_| {
         format!("invalid address '{text}' for --bind: expected an IPv4 or IPv6 address")
     })
 }

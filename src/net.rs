@@ -40,6 +40,11 @@ impl fmt::Display for Error {
     }
 }
 
+/// A host as typed, without the brackets an IPv6 literal may come in.
+pub fn unbracket(host: &str) -> &str {
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
 /// Formats a host and port the way a user types them: IPv6 in brackets.
 pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -60,7 +65,7 @@ pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, Error> {
 /// Resolves `host` (a name, an IP literal, or a bracketed IPv6 literal),
 /// giving up after `timeout`.
 pub async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, Error> {
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let bare = unbracket(host);
     let what = || format!("cannot resolve {host}");
     let addrs = async_net::resolve((bare, port))
         .or(timed_out(timeout))
@@ -89,8 +94,10 @@ pub async fn connect(
             Err(e) => last = e,
         }
     }
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    Err(Error { what: format!("cannot connect to {}", host_port(host, port)), error: last })
+    Err(Error {
+        what: format!("cannot connect to {}", host_port(unbracket(host), port)),
+        error: last,
+    })
 }
 
 /// A future that fails with "timed out" after `after`.
@@ -133,8 +140,9 @@ pub async fn close(wire: &Wire) {
 /// itself (timerfd_settime, two epoll_ctl, epoll_pwait, an eventfd read),
 /// more than the whole round trip of a blocking chat. So while the peer is
 /// the only thing to wait for, the socket is put in blocking mode and read
-/// plainly; it goes back to non-blocking before any race. The mode is
-/// switched only when it changes, so the common path costs nothing extra.
+/// plainly; it goes back to non-blocking before any race, and before the
+/// peek that looks for a hang-up ahead of a typed-ahead line. The mode is
+/// switched only when it changes: two ioctls per round trip at most.
 #[derive(Debug, Clone)]
 pub struct Wire {
     socket: Arc<Async<std::net::TcpStream>>,
@@ -328,6 +336,13 @@ mod tests {
             error: io::Error::from_raw_os_error(111),
         };
         assert_eq!(e.to_string(), "cannot connect to h:1: connection refused");
+    }
+
+    #[test]
+    fn unbracket_takes_off_ipv6_brackets_only() {
+        assert_eq!(unbracket("[::1]"), "::1");
+        assert_eq!(unbracket("::1"), "::1");
+        assert_eq!(unbracket("[half"), "[half");
     }
 
     #[test]

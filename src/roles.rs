@@ -55,28 +55,19 @@ where
         let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         screen.status(&format!("{addr} connected"));
 
-        // Chat, then close cleanly whatever the ending.
         let outcome = match Wire::new(stream) {
-            Ok(wire) => {
-                let outcome =
-                    talk(&wire, Role::Server, settings, config.max_line, keys, screen).await;
-                net::close(&wire).await;
-                outcome
-            }
+            Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
             Err(e) => Err(Failure::Peer(e)),
         };
 
         // Report, and go on accepting unless no answer can be given any more.
         match outcome {
             Ok(Ending::PeerLeft) => screen.status(&format!("{addr} left")),
-            Ok(Ending::Exit) => screen.status(&format!("closed the connection to {addr}")),
-            Ok(Ending::KeyboardClosed) => {
+            Ok(ending) => {
                 screen.status(&format!("closed the connection to {addr}"));
-                return Ok(());
-            }
-            Ok(Ending::ScreenClosed) => {
-                screen.status(&format!("closed the connection to {addr}"));
-                return Ok(());
+                if ending != Ending::Exit {
+                    return Ok(());
+                }
             }
             Err(Failure::Peer(e)) => {
                 screen.status(&format!("error: connection with {addr}: {}", net::describe(&e)))
@@ -105,10 +96,8 @@ where
     let what = || format!("connection to {peer}");
     let wire = Wire::new(stream).map_err(|error| Error { what: what(), error })?;
 
-    // Chat, then close cleanly whatever the ending.
     let outcome =
         talk(&wire, Role::Client, Settings::default(), config.max_line, keys, screen).await;
-    net::close(&wire).await;
     match outcome {
         Ok(Ending::PeerLeft) => {
             screen.status(&format!("{peer} left"));
@@ -120,8 +109,8 @@ where
     }
 }
 
-/// One session over a connected socket.
-async fn talk<K, S>(
+/// One session over a connected socket, closed cleanly whatever its ending.
+pub async fn talk<K, S>(
     wire: &Wire,
     role: Role,
     settings: Settings,
@@ -135,7 +124,10 @@ where
 {
     let mut peer = Framer::new(wire.clone(), max_line);
     let mut to_peer = wire.clone();
-    Session { peer: &mut peer, to_peer: &mut to_peer, keys }.run(role, settings, screen).await
+    let outcome =
+        Session { peer: &mut peer, to_peer: &mut to_peer, keys }.run(role, settings, screen).await;
+    net::close(wire).await;
+    outcome
 }
 
 /// A failure of the keyboard or the screen, which ends the program.
