@@ -11,9 +11,11 @@
 use std::io;
 use std::net::Ipv4Addr;
 
-use smolchat::console::{escape, status};
+use smolchat::console::status;
+use smolchat::error::{self, Error};
+use smolchat::escape::escape;
 use smolchat::framer::Framer;
-use smolchat::net::{self, Wire};
+use smolchat::net::{self, Connection};
 use smolchat::roles;
 use smolchat::turn::{Failure, Role, Screen, Settings};
 
@@ -51,14 +53,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let outcome: Result<(), net::Error> = smol::block_on(async {
+    let outcome: Result<(), Error> = smol::block_on(async {
         let listener = net::bind(Ipv4Addr::UNSPECIFIED.into(), port).await?;
         status(&format!("echo listening on {}", listener.local_addr().map_err(net_error)?));
         loop {
             // One client at a time, as the smolchat server serves them.
             let Ok((stream, addr)) = listener.accept().await else { continue };
             status(&format!("{addr} connected"));
-            let wire = Wire::new(stream).map_err(net_error)?;
+            let conn = Connection::new(stream).map_err(net_error)?;
 
             // A fresh "keyboard" per client, so no answer outlives its session.
             let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
@@ -67,7 +69,7 @@ fn main() {
             let settings = Settings::default();
             match roles::talk(&wire, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
             {
-                Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", net::describe(&e))),
+                Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", error::describe(&e))),
                 _ => status(&format!("{addr} left")),
             }
         }
@@ -78,6 +80,6 @@ fn main() {
     }
 }
 
-fn net_error(error: io::Error) -> net::Error {
-    net::Error { what: "echo".into(), error }
+fn net_error(error: io::Error) -> Error {
+    Error { what: "echo".into(), error }
 }

@@ -226,7 +226,7 @@ impl<R: AsyncRead + Unpin> Framer<R> {
     /// a line already over the limit. Lines read meanwhile stay queued; when
     /// they fill the buffer, reading stops, so the peer is slowed down by TCP
     /// instead of growing memory.
-    pub async fn watch(&mut self) -> io::Result<()> {
+    pub async fn read_ahead(&mut self) -> io::Result<()> {
         loop {
             if self.eof {
                 return Ok(());
@@ -246,7 +246,7 @@ impl<R: AsyncRead + Unpin> Framer<R> {
     /// Returns once the stream has ended with no whole line left to hand out;
     /// pending for ever while one is buffered. It reads only until it finds a
     /// line, so a large input is not pulled into memory ahead of its turns.
-    pub async fn ended(&mut self) -> io::Result<()> {
+    pub async fn wait_for_end(&mut self) -> io::Result<()> {
         loop {
             if self.find_newline(self.start).is_some() || !self.make_room() {
                 return futures_lite::future::pending().await;
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn watch_queues_lines_and_stops_at_eof() {
         let mut framer = Framer::new(&b"one\ntwo\n"[..], 10);
-        block_on(framer.watch()).unwrap();
+        block_on(framer.read_ahead()).unwrap();
         assert_eq!(frames_of(&mut framer), vec!["one", "two"]);
     }
 
@@ -389,13 +389,15 @@ mod tests {
     #[test]
     fn ended_waits_while_a_line_is_buffered() {
         let mut framer = Framer::new(&b"last\n"[..], 10);
-        assert!(futures_lite::future::block_on(futures_lite::future::poll_once(framer.ended()))
-            .is_none());
+        assert!(futures_lite::future::block_on(futures_lite::future::poll_once(
+            framer.wait_for_end()
+        ))
+        .is_none());
         assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
-        assert!(block_on(framer.ended()).is_ok());
+        assert!(block_on(framer.wait_for_end()).is_ok());
         // A half line at the end is still something to send.
         let mut framer = Framer::new(&b"half"[..], 10);
-        assert!(block_on(futures_lite::future::poll_once(framer.ended())).is_none());
+        assert!(block_on(futures_lite::future::poll_once(framer.wait_for_end())).is_none());
     }
 
     #[test]

@@ -8,7 +8,10 @@
 
 pub mod cli;
 pub mod console;
+pub mod error;
+pub mod escape;
 pub mod framer;
+pub mod keyboard;
 pub mod net;
 pub mod roles;
 pub mod turn;

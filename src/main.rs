@@ -6,9 +6,10 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use smolchat::cli::{self, Config, Parsed};
-use smolchat::console::{self, Console, Keyboard, Looks};
+use smolchat::console::{self, Console, ConsoleStyle};
 use smolchat::framer::Framer;
-use smolchat::{net, roles};
+use smolchat::keyboard::Keyboard;
+use smolchat::{error, roles};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
 const KEYBOARD_READ_AHEAD: usize = 64 * 1024;
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         Config::Client(c) => c.max_line,
     };
     let mut keys = Framer::new(Keyboard::open(KEYBOARD_READ_AHEAD), max_line);
-    let mut screen = Console::new(Looks::detect());
+    let mut screen = Console::new(ConsoleStyle::detect());
     let outcome = smol::block_on(async {
         match &config {
             Config::Server(s) => roles::serve(s, &mut keys, &mut screen).await,
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
 fn print(text: &str) -> ExitCode {
     match io::stdout().write_all(text.as_bytes()).and_then(|()| io::stdout().flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            console::status(&format!("error: cannot write to stdout: {}", net::describe(&e)));
+            console::status(&format!("error: cannot write to stdout: {}", error::describe(&e)));
             ExitCode::from(1)
         }
         _ => ExitCode::SUCCESS,

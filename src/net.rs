@@ -2,7 +2,6 @@
 //! and the words that turn an I/O error into something a person reads.
 
 use std::cell::Cell;
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::pin::Pin;
@@ -16,7 +15,8 @@ use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use futures_lite::FutureExt;
 use smol::Async;
 
-use crate::turn::Blockable;
+use crate::error::Error;
+use crate::turn::PeerSocket;
 
 /// How long a closing side keeps reading (and discarding) what the peer
 /// still sends, so that unread data does not turn the close into a reset.
@@ -24,21 +24,6 @@ pub const LINGER: Duration = Duration::from_millis(500);
 
 /// The most a closing side discards before it gives up on a clean close.
 const LINGER_BYTES: usize = 1 << 20;
-
-/// What failed (`what`) and why (`error`), shown as `what: why`.
-#[derive(Debug)]
-pub struct Error {
-    /// The operation and its address, e.g. `cannot connect to host:2000`.
-    pub what: String,
-    /// The cause.
-    pub error: io::Error,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.what, describe(&self.error))
-    }
-}
 
 /// A host as typed, without the brackets an IPv6 literal may come in.
 pub fn unbracket(host: &str) -> &str {
@@ -109,7 +94,7 @@ async fn timed_out<T>(after: Duration) -> io::Result<T> {
 /// Ends a connection cleanly: sends FIN, then reads and discards what the
 /// peer still sends until it closes too, for at most [`LINGER`]. Closing with
 /// unread data would send a reset instead, which the peer reports as an error.
-pub async fn close(wire: &Wire) {
+pub async fn close(wire: &Connection) {
     // The peer may be gone already; a close has nothing left to report.
     let _ = wire.socket.get_ref().shutdown(Shutdown::Write);
     if wire.allow_blocking(false).is_err() {
@@ -144,19 +129,19 @@ pub async fn close(wire: &Wire) {
 /// peek that looks for a hang-up ahead of a typed-ahead line. The mode is
 /// switched only when it changes: two ioctls per round trip at most.
 #[derive(Debug, Clone)]
-pub struct Wire {
+pub struct Connection {
     socket: Arc<Async<std::net::TcpStream>>,
     /// Whether the socket is in blocking mode now; shared by the clones.
     blocking: Rc<Cell<bool>>,
 }
 
-impl Wire {
+impl Connection {
     /// Wraps a connected stream, in non-blocking mode as async-net left it.
-    pub fn new(stream: TcpStream) -> io::Result<Wire> {
+    pub fn new(stream: TcpStream) -> io::Result<Connection> {
         let socket: Arc<Async<std::net::TcpStream>> = stream.into();
         // Small messages go out at once instead of waiting for an ACK (Nagle).
         socket.get_ref().set_nodelay(true)?;
-        Ok(Wire { socket, blocking: Rc::new(Cell::new(false)) })
+        Ok(Connection { socket, blocking: Rc::new(Cell::new(false)) })
     }
 
     /// The peer's address.
@@ -165,7 +150,7 @@ impl Wire {
     }
 }
 
-impl Blockable for Wire {
+impl PeerSocket for Connection {
     fn allow_blocking(&self, allow: bool) -> io::Result<()> {
         if self.blocking.get() != allow {
             self.socket.get_ref().set_nonblocking(!allow)?;
@@ -187,7 +172,7 @@ impl Blockable for Wire {
     }
 }
 
-impl AsyncRead for Wire {
+impl AsyncRead for Connection {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -197,7 +182,7 @@ impl AsyncRead for Wire {
     }
 }
 
-impl AsyncWrite for Wire {
+impl AsyncWrite for Connection {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -215,128 +200,9 @@ impl AsyncWrite for Wire {
     }
 }
 
-/// Puts an I/O error into the words of the spec: lowercase, no OS error
-/// number, no Rust debug form.
-pub fn describe(error: &io::Error) -> String {
-    if let Some(words) = error.raw_os_error().and_then(errno_words) {
-        return words.to_string();
-    }
-    if let Some(words) = kind_words(error.kind()) {
-        if error.raw_os_error().is_some() || error.get_ref().is_none() {
-            return words.to_string();
-        }
-    }
-    // Our own messages, and resolver text such as "failed to lookup address
-    // information: Name or service not known": keep the reason, lowercased.
-    let text = error.to_string();
-    let text = text.rsplit(": ").next().unwrap_or(&text);
-    let text = text.split(" (os error").next().unwrap_or(text);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => "unknown error".to_string(),
-    }
-}
-
-/// The errors a chat meets, by Linux errno.
-fn errno_words(code: i32) -> Option<&'static str> {
-    Some(match code {
-        1 | 13 => "permission denied",
-        4 => "interrupted",
-        5 => "input/output error",
-        9 => "bad file descriptor",
-        12 => "out of memory",
-        23 | 24 => "too many open files",
-        28 => "no space left on device",
-        32 => "broken pipe",
-        98 => "address already in use",
-        99 => "address not available",
-        100 => "network is down",
-        101 => "network is unreachable",
-        103 => "connection aborted",
-        104 => "connection reset by peer",
-        110 => "timed out",
-        111 => "connection refused",
-        113 => "no route to host",
-        _ => return None,
-    })
-}
-
-/// The same words by kind, for errors that carry no errno.
-fn kind_words(kind: io::ErrorKind) -> Option<&'static str> {
-    use io::ErrorKind::*;
-    Some(match kind {
-        PermissionDenied => "permission denied",
-        ConnectionRefused => "connection refused",
-        ConnectionReset => "connection reset by peer",
-        ConnectionAborted => "connection aborted",
-        NotConnected => "not connected",
-        AddrInUse => "address already in use",
-        AddrNotAvailable => "address not available",
-        BrokenPipe => "broken pipe",
-        TimedOut => "timed out",
-        UnexpectedEof => "unexpected end of stream",
-        NotFound => "not found",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn os_errors_read_as_words() {
-        let cases = [
-            (111, "connection refused"),
-            (98, "address already in use"),
-            (13, "permission denied"),
-            (104, "connection reset by peer"),
-            (110, "timed out"),
-            (101, "network is unreachable"),
-            (113, "no route to host"),
-        ];
-        for (code, words) in cases {
-            assert_eq!(describe(&io::Error::from_raw_os_error(code)), words);
-        }
-    }
-
-    #[test]
-    fn unknown_errno_loses_its_number() {
-        let text = describe(&io::Error::from_raw_os_error(95));
-        assert!(!text.contains("os error"), "{text}");
-        assert!(text.starts_with(char::is_lowercase), "{text}");
-    }
-
-    #[test]
-    fn kinds_without_errno_read_as_words() {
-        assert_eq!(describe(&io::ErrorKind::TimedOut.into()), "timed out");
-        assert_eq!(describe(&io::ErrorKind::ConnectionReset.into()), "connection reset by peer");
-    }
-
-    #[test]
-    fn custom_messages_are_kept() {
-        let e =
-            io::Error::new(io::ErrorKind::InvalidData, "the peer sent a line longer than 5 bytes");
-        assert_eq!(describe(&e), "the peer sent a line longer than 5 bytes");
-        let e = io::Error::new(io::ErrorKind::TimedOut, "no data for 3 s (idle timeout)");
-        assert_eq!(describe(&e), "no data for 3 s (idle timeout)");
-    }
-
-    #[test]
-    fn resolver_text_is_shortened() {
-        let e = io::Error::other("failed to lookup address information: Name or service not known");
-        assert_eq!(describe(&e), "name or service not known");
-    }
-
-    #[test]
-    fn error_display_is_what_then_why() {
-        let e = Error {
-            what: "cannot connect to h:1".into(),
-            error: io::Error::from_raw_os_error(111),
-        };
-        assert_eq!(e.to_string(), "cannot connect to h:1: connection refused");
-    }
 
     #[test]
     fn unbracket_takes_off_ipv6_brackets_only() {

@@ -7,8 +7,9 @@ use futures_lite::future;
 use futures_lite::io::AsyncRead;
 
 use crate::cli::{ClientConfig, ServerConfig};
+use crate::error::{self, Error};
 use crate::framer::Framer;
-use crate::net::{self, Error, Wire};
+use crate::net::{self, Connection};
 use crate::turn::{Ending, Failure, Role, Screen, Session, Settings};
 
 /// How long the server waits before it accepts again after a failed accept
@@ -36,7 +37,7 @@ where
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, no answer can ever be given: stop.
         let accepted = future::or(async { Some(listener.accept().await) }, async {
-            match keys.ended().await {
+            match keys.wait_for_end().await {
                 Ok(()) => None,
                 Err(_) => future::pending().await,
             }
@@ -46,7 +47,8 @@ where
             None => return Ok(()),
             Some(Ok(client)) => client,
             Some(Err(e)) => {
-                screen.status(&format!("error: cannot accept a connection: {}", net::describe(&e)));
+                screen
+                    .status(&format!("error: cannot accept a connection: {}", error::describe(&e)));
                 smol::Timer::after(ACCEPT_BACKOFF).await;
                 continue;
             }
@@ -55,7 +57,7 @@ where
         let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         screen.status(&format!("{addr} connected"));
 
-        let outcome = match Wire::new(stream) {
+        let outcome = match Connection::new(stream) {
             Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
             Err(e) => Err(Failure::Peer(e)),
         };
@@ -70,7 +72,7 @@ where
                 }
             }
             Err(Failure::Peer(e)) => {
-                screen.status(&format!("error: connection with {addr}: {}", net::describe(&e)))
+                screen.status(&format!("error: connection with {addr}: {}", error::describe(&e)))
             }
             Err(failure) => return Err(local_failure(failure)),
         }
@@ -94,7 +96,7 @@ where
     let peer = stream.peer_addr().unwrap_or(addrs[0]);
     screen.status(&format!("connected to {peer}"));
     let what = || format!("connection to {peer}");
-    let wire = Wire::new(stream).map_err(|error| Error { what: what(), error })?;
+    let wire = Connection::new(stream).map_err(|error| Error { what: what(), error })?;
 
     let outcome =
         talk(&wire, Role::Client, Settings::default(), config.max_line, keys, screen).await;
@@ -111,7 +113,7 @@ where
 
 /// One session over a connected socket, closed cleanly whatever its ending.
 pub async fn talk<K, S>(
-    wire: &Wire,
+    wire: &Connection,
     role: Role,
     settings: Settings,
     max_line: usize,

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_lite::future::block_on;
 use futures_lite::io::AsyncRead;
 use proptest::prelude::*;
-use smolchat::console::{escape, escape_into, is_plain};
+use smolchat::escape::{escape, escape_into, is_plain};
 use smolchat::framer::{Frame, Framer};
 
 /// One frame with its text, so that sequences can be compared.

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use futures_lite::future::block_on;
 use futures_lite::io::AsyncRead;
 use libfuzzer_sys::fuzz_target;
-use smolchat::console::{escape, is_plain};
+use smolchat::escape::{escape, is_plain};
 use smolchat::framer::{Frame, Framer};
 
 /// Hands out the stream in reads whose sizes cycle through `sizes`.

@@ -1,0 +1,71 @@
+//! The keyboard: stdin as one async stream for the whole program's life.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use blocking::Unblock;
+use futures_lite::io::{AssertAsync, AsyncRead};
+
+/// The keyboard: stdin as an async stream, opened once for the whole program.
+///
+/// A terminal or a pipe is read on a thread of its own (`blocking::Unblock`),
+/// so that waiting for a line never stops the connection from being watched.
+/// A regular file (`smolchat client h 2000 <questions.txt`) is read in place:
+/// a read from it never blocks, and the hand-off to a thread and back would
+/// cost about seven context switches per 64 KiB message.
+#[derive(Debug)]
+pub enum Keyboard {
+    /// Stdin is a regular file.
+    File(AssertAsync<File>),
+    /// Stdin is a terminal, a pipe or a socket.
+    Live(Unblock<StickyStdin>),
+}
+
+impl Keyboard {
+    /// Opens stdin, reading up to `read_ahead` bytes ahead when it is live.
+    pub fn open(read_ahead: usize) -> Keyboard {
+        let file = io::stdin().as_fd().try_clone_to_owned().map(File::from);
+        match file {
+            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+                Keyboard::File(AssertAsync::new(file))
+            }
+            _ => Keyboard::Live(Unblock::with_capacity(read_ahead, StickyStdin::default())),
+        }
+    }
+}
+
+impl AsyncRead for Keyboard {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Keyboard::File(file) => Pin::new(file).poll_read(cx, buf),
+            Keyboard::Live(live) => Pin::new(live).poll_read(cx, buf),
+        }
+    }
+}
+
+/// Stdin whose end, once read, stays the end. At a terminal Ctrl-D is one
+/// read of zero bytes, and `blocking::Unblock` reports an end only when the
+/// first read of a fill returns zero: a Ctrl-D that follows a line within the
+/// same fill would otherwise be lost.
+#[derive(Debug, Default)]
+pub struct StickyStdin {
+    ended: bool,
+}
+
+impl Read for StickyStdin {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ended {
+            return Ok(0);
+        }
+        let n = io::stdin().read(buf)?;
+        self.ended = n == 0 && !buf.is_empty();
+        Ok(n)
+    }
+}

@@ -1,0 +1,425 @@
+//! The turn loop in memory: scripted peers over tiny pipes.
+
+use super::*;
+use futures_lite::future::{self, block_on};
+use futures_lite::io::AsyncWriteExt;
+
+/// Pipes this small make every message cross in several pieces.
+const PIPE: usize = 3;
+
+/// The real keyboard is read ahead on its own thread; the test types
+/// ahead from the test's thread, so its pipe must hold a few lines.
+const KEYBOARD_PIPE: usize = 1024;
+
+/// What a session showed, in order.
+#[derive(Debug, Default)]
+struct Recorder {
+    shown: Vec<String>,
+    /// Fail with a broken pipe on the message after this many.
+    closed_after: Option<usize>,
+}
+
+impl Screen for Recorder {
+    fn message(&mut self, text: &[u8], with_newline: Option<&[u8]>) -> io::Result<()> {
+        if self.closed_after == Some(self.shown.iter().filter(|s| s.starts_with("msg ")).count()) {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if let Some(raw) = with_newline {
+            assert_eq!(&raw[..raw.len() - 1], text);
+        }
+        self.shown.push(format!("msg {}", String::from_utf8_lossy(text)));
+        Ok(())
+    }
+    fn status(&mut self, text: &str) {
+        self.shown.push(format!("status {text}"));
+    }
+    fn prompt(&mut self) {
+        self.shown.push("prompt".into());
+    }
+}
+
+type Keys = Framer<piper::Reader>;
+
+impl PeerSocket for piper::Reader {
+    fn allow_blocking(&self, _: bool) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A keyboard whose input the test writes.
+fn keyboard(max_line: usize) -> (Keys, piper::Writer) {
+    let (r, w) = piper::pipe(KEYBOARD_PIPE);
+    (Framer::new(r, max_line), w)
+}
+
+/// The far end of a connection, driven by the test.
+struct Peer {
+    lines: Framer<piper::Reader>,
+    out: Option<piper::Writer>,
+}
+
+impl Peer {
+    async fn expect(&mut self, want: &str) {
+        assert_eq!(self.lines.next().await.unwrap(), Frame::Line);
+        assert_eq!(String::from_utf8_lossy(self.lines.line()), want);
+    }
+    async fn expect_eof(&mut self) {
+        assert_eq!(self.lines.next().await.unwrap(), Frame::Eof);
+    }
+    async fn say(&mut self, bytes: &[u8]) {
+        // Once the session has closed the connection, the rest is lost,
+        // as it would be on a socket.
+        let _ = self.out.as_mut().unwrap().write_all(bytes).await;
+    }
+    fn hang_up(&mut self) {
+        self.out = None;
+    }
+}
+
+/// Runs a session in `role` against a scripted peer.
+fn chat<F, Fut>(
+    role: Role,
+    settings: Settings,
+    keys: &mut Keys,
+    screen: &mut Recorder,
+    script: F,
+) -> Result<Ending, Failure>
+where
+    F: FnOnce(Peer) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (from_peer, peer_out) = piper::pipe(PIPE);
+    let (peer_in, to_peer) = piper::pipe(PIPE);
+    let peer = Peer { lines: Framer::new(peer_in, 100), out: Some(peer_out) };
+    smol::block_on(async {
+        let session = async {
+            let mut peer_lines = Framer::new(from_peer, 20);
+            let mut writer = to_peer;
+            let ending = Session { peer: &mut peer_lines, to_peer: &mut writer, keys }
+                .run(role, settings, screen)
+                .await;
+            // Closing the connection both ways, as the roles do.
+            drop((writer, peer_lines));
+            ending
+        };
+        let (ending, ()) = future::zip(session, script(peer)).await;
+        ending
+    })
+}
+
+fn type_in(w: &mut piper::Writer, text: &str) {
+    block_on(w.write_all(text.as_bytes())).unwrap();
+}
+
+fn messages(screen: &Recorder) -> Vec<&str> {
+    screen.shown.iter().filter_map(|s| s.strip_prefix("msg ")).collect()
+}
+
+#[test]
+fn client_speaks_first_then_waits_for_the_answer() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "hello\n");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("hello").await;
+            p.say(b"hi there\n").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    // The line typed ahead took the first turn, so no prompt was shown
+    // for it; the next turn's prompt comes after the message.
+    assert_eq!(screen.shown, ["msg hi there", "prompt"].map(String::from));
+}
+
+#[test]
+fn server_waits_first_then_answers() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "answer\r\n");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(b"question\r\n").await;
+            p.expect("answer").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(messages(&screen), ["question"]);
+}
+
+#[test]
+fn exact_exit_ends_without_sending() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, " EXIT\nEXIT \nexit\nEXIT\nnever\n");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            for sent in [" EXIT", "EXIT ", "exit"] {
+                p.expect(sent).await;
+                p.say(b"ok\n").await;
+            }
+            p.expect_eof().await;
+        });
+    assert_eq!(ending.unwrap(), Ending::Exit);
+    assert_eq!(messages(&screen), ["ok", "ok", "ok"]);
+}
+
+#[test]
+fn exit_with_crlf_is_exit() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "EXIT\r\n");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect_eof().await;
+        });
+    assert_eq!(ending.unwrap(), Ending::Exit);
+}
+
+#[test]
+fn an_empty_line_is_a_message() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "\n");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("").await;
+            p.say(b"\n").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(messages(&screen), [""]);
+}
+
+#[test]
+fn end_of_keyboard_input_ends_the_session() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "one\n");
+    drop(kb);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("one").await;
+            p.say(b"two\n").await;
+            p.expect_eof().await;
+        });
+    assert_eq!(ending.unwrap(), Ending::KeyboardClosed);
+    assert_eq!(messages(&screen), ["two"]);
+}
+
+#[test]
+fn a_last_keyboard_line_without_newline_is_sent() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "bye");
+    drop(kb);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("bye").await;
+            p.say(b"ok\n").await;
+            p.expect_eof().await;
+        });
+    assert_eq!(ending.unwrap(), Ending::KeyboardClosed);
+}
+
+#[test]
+fn hang_up_is_noticed_while_the_keyboard_is_silent() {
+    // The keyboard stays open and silent: only the hang-up can end the turn.
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(b"hello\n").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(screen.shown, ["msg hello", "prompt"].map(String::from));
+}
+
+#[test]
+fn lines_sent_out_of_turn_are_shown_in_order_on_the_peers_turn() {
+    let (mut keys, mut kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            // Three lines before the client has said anything.
+            p.say(b"a\nb\nc\n").await;
+            type_in(&mut kb, "first\n");
+            p.expect("first").await;
+            type_in(&mut kb, "second\n");
+            p.expect("second").await;
+            type_in(&mut kb, "third\n");
+            p.expect("third").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(messages(&screen), ["a", "b", "c"]);
+}
+
+#[test]
+fn lines_queued_before_a_hang_up_are_still_shown() {
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(b"one\ntwo\nthree").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(messages(&screen), ["one", "two", "three"]);
+}
+
+#[test]
+fn a_line_being_typed_when_the_peer_leaves_goes_to_the_next_session() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "hel");
+    let mut screen = Recorder::default();
+    let first =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(b"q1\n").await;
+            p.hang_up();
+        });
+    assert_eq!(first.unwrap(), Ending::PeerLeft);
+    type_in(&mut kb, "lo\n");
+    let second =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(b"q2\n").await;
+            p.expect("hello").await;
+            p.hang_up();
+        });
+    assert_eq!(second.unwrap(), Ending::PeerLeft);
+    assert_eq!(messages(&screen), ["q1", "q2"]);
+}
+
+#[test]
+fn typed_ahead_lines_wait_for_their_turns() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "one\ntwo\n");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("one").await;
+            // Nothing more may arrive before the answer: "two" is for the next turn.
+            p.say(b"ans\n").await;
+            p.expect("two").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+}
+
+#[test]
+fn an_over_long_keyboard_line_is_refused_and_the_turn_goes_on() {
+    let (mut keys, mut kb) = keyboard(5);
+    type_in(&mut kb, "much too long\nok\n");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("ok").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    // Both lines were typed ahead: no prompt until the keyboard is empty.
+    assert_eq!(screen.shown, ["status line longer than 5 bytes, not sent"]);
+}
+
+#[test]
+fn an_over_long_peer_line_is_a_protocol_error() {
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(&[b'x'; 64]).await;
+        });
+    let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(e.to_string(), "the peer sent a line longer than 20 bytes");
+}
+
+#[test]
+fn an_over_long_peer_line_out_of_turn_is_reported_on_hang_up() {
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(&[b'x'; 30]).await;
+            p.say(b"\n").await;
+            p.hang_up();
+        });
+    assert!(matches!(ending, Err(Failure::Peer(e)) if e.kind() == io::ErrorKind::InvalidData));
+}
+
+#[test]
+fn a_silent_peer_is_dropped_after_the_idle_timeout() {
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let settings = Settings { idle_timeout: Some(Duration::from_millis(50)) };
+    // The peer never speaks, and never hangs up.
+    let (_hold, ending) = {
+        let (from_peer, peer_out) = piper::pipe(PIPE);
+        let (_peer_in, mut to_peer) = piper::pipe(PIPE);
+        let mut peer = Framer::new(from_peer, 20);
+        let ending = smol::block_on(
+            Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys }.run(
+                Role::Server,
+                settings,
+                &mut screen,
+            ),
+        );
+        (peer_out, ending)
+    };
+    let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(e.to_string(), "no data for 0.05 s (idle timeout)");
+}
+
+#[test]
+fn the_idle_timeout_counts_silence_not_message_time() {
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let settings = Settings { idle_timeout: Some(Duration::from_millis(300)) };
+    let ending = chat(Role::Server, settings, &mut keys, &mut screen, |mut p| async move {
+        // Six bytes 100 ms apart: the line takes twice the timeout, yet
+        // the peer is never silent for as long as the timeout.
+        for byte in b"slow!\n" {
+            p.say(&[*byte]).await;
+            smol::Timer::after(Duration::from_millis(100)).await;
+        }
+        p.hang_up();
+    });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(messages(&screen), ["slow!"]);
+}
+
+#[test]
+fn seconds_read_as_typed() {
+    assert_eq!(seconds_text(Duration::from_secs(30)), "30");
+    assert_eq!(seconds_text(Duration::from_millis(50)), "0.05");
+    assert_eq!(seconds_text(Duration::from_millis(2500)), "2.5");
+}
+
+#[test]
+fn a_closed_screen_ends_the_session() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "x\n");
+    let mut screen = Recorder { closed_after: Some(0), ..Recorder::default() };
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("x").await;
+            p.say(b"y\n").await;
+            p.expect_eof().await;
+        });
+    assert_eq!(ending.unwrap(), Ending::ScreenClosed);
+}
+
+#[test]
+fn peer_bytes_reach_the_screen_unchanged_for_escaping_there() {
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(b"\x1b[2J\xff\r\n").await;
+            p.hang_up();
+        });
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(messages(&screen), ["\x1b[2J\u{fffd}"]);
+}
