@@ -67,7 +67,7 @@ fn main() {
             let mut keys = Framer::new(answers, MAX_LINE);
             let mut screen = Echo { keyboard };
             let settings = Settings::default();
-            match roles::talk(&wire, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
+            match roles::talk(&conn, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
             {
                 Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", error::describe(&e))),
                 _ => status(&format!("{addr} left")),
