@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+use crate::allow::{Admission, Net};
+
 /// The longest message by default: 1 MiB.
 pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
@@ -48,6 +50,16 @@ struct ServerArgs {
     /// longest message taken from the peer or the keyboard, in bytes (default 1048576)
     #[argh(option, arg_name = "BYTES")]
     max_line: Option<String>,
+    /// chat end to end encrypted, only with a client that knows the code
+    /// (printed, or taken from SMOLCHAT_CODE)
+    #[argh(switch)]
+    private: bool,
+    /// let only clients from this network join: ADDR or ADDR/BITS (repeatable)
+    #[argh(option, arg_name = "NET")]
+    allow: Vec<String>,
+    /// turn away clients from this network, even if allowed (repeatable)
+    #[argh(option, arg_name = "NET")]
+    deny: Vec<String>,
     /// port to listen on, 0-65535 (0 picks a free port)
     #[argh(positional, arg_name = "PORT")]
     port: String,
@@ -63,6 +75,10 @@ struct ClientArgs {
     /// longest message taken from the peer or the keyboard, in bytes (default 1048576)
     #[argh(option, arg_name = "BYTES")]
     max_line: Option<String>,
+    /// chat end to end encrypted with a private server; the code is taken
+    /// from SMOLCHAT_CODE or asked for
+    #[argh(switch)]
+    private: bool,
     /// server name, IPv4 address or IPv6 address
     #[argh(positional, arg_name = "HOST")]
     host: String,
@@ -102,6 +118,10 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// Longest message.
     pub max_line: usize,
+    /// A private chat (`--private`).
+    pub private: bool,
+    /// Who may join (`--allow`, `--deny`).
+    pub admission: Admission,
 }
 
 /// Settings of `smolchat client`.
@@ -115,6 +135,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Longest message.
     pub max_line: usize,
+    /// A private chat (`--private`).
+    pub private: bool,
 }
 
 /// A usage error: the message, and the command whose `--help` to suggest.
@@ -163,6 +185,11 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
                 .transpose()
                 .map_err(usage)?,
             max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
+            private: private(s.private).map_err(usage)?,
+            admission: Admission {
+                allow: nets("--allow", &s.allow).map_err(usage)?,
+                deny: nets("--deny", &s.deny).map_err(usage)?,
+            },
         }),
         Some(Command::Client(c)) if c.host.is_empty() => {
             return Err(usage("invalid host '': expected a name or an address".into()));
@@ -174,6 +201,7 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
                 Some(text) => seconds("--connect-timeout", text).map_err(usage)?,
             },
             max_line: max_line(c.max_line.as_deref()).map_err(usage)?,
+            private: private(c.private).map_err(usage)?,
             host: c.host,
         }),
     };
@@ -227,6 +255,25 @@ fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// `--private`, refused by a build without private chats.
+fn private(asked: bool) -> Result<bool, String> {
+    if asked && !cfg!(feature = "private") {
+        return Err("--private is not available: this smolchat was built without private chats \
+            (cargo feature 'private')"
+            .into());
+    }
+    Ok(asked)
+}
+
+fn nets(flag: &str, texts: &[String]) -> Result<Vec<Net>, String> {
+    texts
+        .iter()
+        .map(|text| {
+            Net::parse(text).map_err(|why| format!("invalid network '{text}' for {flag}: {why}"))
+        })
+        .collect()
+}
+
 fn max_line(text: Option<&str>) -> Result<usize, String> {
     let Some(text) = text else { return Ok(DEFAULT_MAX_LINE) };
     match text.parse::<usize>() {
@@ -262,6 +309,8 @@ mod tests {
             port: 2000,
             idle_timeout: None,
             max_line: DEFAULT_MAX_LINE,
+            private: false,
+            admission: Admission::default(),
         };
         assert_eq!(run(&["server", "2000"]), Config::Server(want));
     }
@@ -287,6 +336,7 @@ mod tests {
             port: 2000,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_line: DEFAULT_MAX_LINE,
+            private: false,
         };
         assert_eq!(run(&["client", "localhost", "2000"]), Config::Client(want));
         let Config::Client(c) =
@@ -385,6 +435,37 @@ mod tests {
         {
             assert!(seconds("--x", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn allow_and_deny_repeat_and_are_checked() {
+        let args = ["server", "--allow", "10.0.0.0/8", "--allow", "::1", "--deny", "10.0.0.5", "1"];
+        let Config::Server(s) = run(&args) else { panic!() };
+        assert_eq!(s.admission.allow.len(), 2);
+        assert_eq!(s.admission.deny, vec![Net::parse("10.0.0.5").unwrap()]);
+        assert_eq!(
+            error(&["server", "--allow", "10.0.0.0/33", "1"]),
+            "invalid network '10.0.0.0/33' for --allow: expected a prefix length from 0 to 32 after '/'"
+        );
+        assert!(error(&["server", "--deny", "host", "1"])
+            .starts_with("invalid network 'host' for --deny"));
+    }
+
+    #[test]
+    fn private_is_a_switch_on_both_sides() {
+        #[cfg(feature = "private")]
+        {
+            let Config::Server(s) = run(&["server", "--private", "1"]) else { panic!() };
+            assert!(s.private);
+            let Config::Client(c) = run(&["client", "--private", "h", "1"]) else { panic!() };
+            assert!(c.private);
+        }
+        #[cfg(not(feature = "private"))]
+        for args in [&["server", "--private", "1"][..], &["client", "--private", "h", "1"]] {
+            assert!(error(args).starts_with("--private is not available"), "{args:?}");
+        }
+        // The code never goes on the command line.
+        assert!(error(&["client", "--private", "--code", "x", "h", "1"]).contains("--code"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms)]
 
+pub mod allow;
 pub mod cli;
 pub mod console;
 pub mod error;
@@ -13,5 +14,7 @@ pub mod escape;
 pub mod framer;
 pub mod keyboard;
 pub mod net;
+#[cfg(feature = "private")]
+pub mod private;
 pub mod roles;
 pub mod turn;

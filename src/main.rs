@@ -33,6 +33,16 @@ fn main() -> ExitCode {
         Err(usage) => return usage_error(usage),
     };
 
+    // A private client without SMOLCHAT_CODE needs a terminal to ask at.
+    #[cfg(feature = "private")]
+    if let Err(usage) = match &config {
+        Config::Server(s) if s.private => smolchat::private::check_code_source(true),
+        Config::Client(c) if c.private => smolchat::private::check_code_source(false),
+        _ => Ok(()),
+    } {
+        return usage_error(usage);
+    }
+
     // One keyboard reader for the whole program: dropping one while its
     // thread is blocked in read(2) would lose what that read returns.
     let max_line = match &config {

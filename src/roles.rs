@@ -33,6 +33,11 @@ where
         listener.local_addr().map_err(|error| Error { what: "cannot listen".into(), error })?;
     screen.status(&format!("listening on {local}"));
     let settings = Settings { idle_timeout: config.idle_timeout };
+    #[cfg(feature = "private")]
+    let mut private = match config.private {
+        true => Some(crate::private::Server::new(screen)?),
+        false => None,
+    };
     loop {
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, no answer can ever be given: stop.
@@ -55,9 +60,25 @@ where
         };
         // An IPv4 client of a `::` listener reads as itself, not ::ffff:a.b.c.d.
         let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
-        screen.status(&format!("{addr} connected"));
+        // Who may join is known from the address alone: not a byte is read
+        // or written before a refused client is closed.
+        if !config.admission.admits(addr.ip()) {
+            drop(stream);
+            screen.status(&format!("{addr} refused: not allowed to join (--allow/--deny)"));
+            continue;
+        }
 
+        screen.status(&format!("{addr} connected"));
         let outcome = match Connection::new(stream) {
+            #[cfg(feature = "private")]
+            Ok(wire) if private.is_some() => {
+                let Some(private) = &mut private else { continue };
+                let Some(secrets) = private.admit(&wire, addr, screen).await? else { continue };
+                screen.status(&format!("{addr}: the code matched: this chat is private"));
+                let max_line = config.max_line;
+                crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
+                    .await
+            }
             Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
             Err(e) => Err(Failure::Peer(e)),
         };
@@ -89,6 +110,12 @@ where
     K: AsyncRead + Unpin,
     S: Screen,
 {
+    // The code is asked for first, so that typing it spends no handshake time.
+    #[cfg(feature = "private")]
+    let code = match config.private {
+        true => Some(crate::private::client_code(keys).await?),
+        false => None,
+    };
     // Resolve, then try each address in turn.
     let (host, port) = (config.host.as_str(), config.port);
     let addrs = net::resolve(host, port, config.connect_timeout).await?;
@@ -98,6 +125,26 @@ where
     let what = || format!("connection to {peer}");
     let wire = Connection::new(stream).map_err(|error| Error { what: what(), error })?;
 
+    #[cfg(feature = "private")]
+    let outcome = match code {
+        Some(code) => {
+            let secrets = crate::private::connect(&wire, &code, peer).await?;
+            screen.status("the code matched: this chat is private");
+            let settings = Settings::default();
+            crate::private::talk(
+                &wire,
+                secrets,
+                Role::Client,
+                settings,
+                config.max_line,
+                keys,
+                screen,
+            )
+            .await
+        }
+        None => talk(&wire, Role::Client, Settings::default(), config.max_line, keys, screen).await,
+    };
+    #[cfg(not(feature = "private"))]
     let outcome =
         talk(&wire, Role::Client, Settings::default(), config.max_line, keys, screen).await;
     match outcome {
