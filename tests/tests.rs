@@ -24,3 +24,9 @@ mod terminal;
 
 // Many connects and resets, and a soak of round trips.
 mod load;
+
+// Private chats: the code, the handshake and its failures, plain peers.
+mod private;
+
+// Who may join: --allow and --deny, IPv4 and IPv6.
+mod allow;
