@@ -12,18 +12,25 @@ fn server(args: &[&str]) -> (Proc, u16) {
     Proc::server(args)
 }
 
-/// A client at `host` that says a line and must be refused: it reads no
-/// byte, only the end (or a reset) of the connection.
+/// Clients at `host` that must be refused: one that only listens reads no
+/// byte, just the end of the connection; one that says a line is not heard.
 fn refused(server: &mut Proc, host: &str, port: u16) {
-    let mut stream = std::net::TcpStream::connect((host, port)).expect("connect");
-    stream.set_read_timeout(Some(crate::util::DEADLINE)).unwrap();
-    let _ = stream.write_all(b"let me in\n");
-    match raw_rest(&mut stream) {
+    let mut listener = std::net::TcpStream::connect((host, port)).expect("connect");
+    listener.set_read_timeout(Some(crate::util::DEADLINE)).unwrap();
+    let bytes = raw_rest(&mut listener).expect("a clean close");
+    assert!(bytes.is_empty(), "a refused client read {bytes:?}");
+    let line = server.stderr_line_containing(" refused");
+    assert!(line.contains("not allowed to join"), "{line}");
+
+    let mut talker = std::net::TcpStream::connect((host, port)).expect("connect");
+    talker.set_read_timeout(Some(crate::util::DEADLINE)).unwrap();
+    let _ = talker.write_all(b"let me in\n");
+    match raw_rest(&mut talker) {
         Ok(bytes) => assert!(bytes.is_empty(), "a refused client read {bytes:?}"),
         Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
     }
-    let line = server.stderr_line_containing(" refused");
-    assert!(line.contains("not allowed to join"), "{line}");
+    server.stderr_line_containing(" refused");
+    // The next message shown (by `served`) is the next client's, not this.
 }
 
 /// `smolchat client HOST PORT` that says `hi` and is answered.
