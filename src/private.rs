@@ -77,13 +77,14 @@ pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Framer<K>) -> Result<S
 /// switch to the line editor's hidden mode.
 async fn read_hidden<K: AsyncRead + Unpin>(keys: &mut Framer<K>) -> io::Result<String> {
     use std::io::Write;
-    // Echo goes off before the prompt shows, so that nothing typed after
-    // it is shown.
-    let echo = hidden::EchoOff::new();
     let mut stderr = io::stderr();
-    let _ = stderr.write_all(b"code: ").and_then(|()| stderr.flush());
-    let frame = keys.next().await;
-    drop(echo);
+    let frame = {
+        // Echo goes off before the prompt shows, so that nothing typed
+        // after it is shown, and back on as soon as the line is read.
+        let _echo = hidden::EchoOff::new();
+        let _ = stderr.write_all(b"code: ").and_then(|()| stderr.flush());
+        keys.next().await
+    };
     let _ = stderr.write_all(b"\n");
     match frame? {
         Frame::Line if keys.line().contains(&0x03) => {
