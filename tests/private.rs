@@ -160,6 +160,42 @@ mod with_private {
     }
 
     #[test]
+    fn a_tampered_record_ends_the_session_and_shows_nothing_of_it() {
+        let (mut server, port, _) = private_server(Some("5-bent-forks"), &[]);
+        let (listener, relay_port) = raw_listener();
+        let mut client = private_client(relay_port, "5-bent-forks");
+        let mut near = raw_accept(&listener);
+        let mut far = raw_connect(port);
+        for from_client in [true, false, true] {
+            let (from, to) =
+                if from_client { (&mut near, &mut far) } else { (&mut far, &mut near) };
+            let line = raw_line(from);
+            to.write_all(&line).unwrap();
+        }
+        // The client's first record, with one bit of its body flipped.
+        client.send(b"attack at dawn\n");
+        let mut length = [0u8; 4];
+        near.read_exact(&mut length).unwrap();
+        let mut sealed = vec![0u8; u32::from_be_bytes(length) as usize];
+        near.read_exact(&mut sealed).unwrap();
+        sealed[3] ^= 0x04;
+        far.write_all(&length).unwrap();
+        far.write_all(&sealed).unwrap();
+        let line = server.stderr_line_containing("error: connection with 127.0.0.1:");
+        assert!(line.contains("a record failed authentication"), "{line}");
+        assert!(server.stdout().is_empty(), "{}", server.report());
+        assert_clean_stderr("server", &server.stderr());
+        // The server closed without a close record: the client says so.
+        let mut rest = Vec::new();
+        let _ = far.read_to_end(&mut rest);
+        drop(far);
+        drop(near);
+        let (status, out, err) = client.finish();
+        assert_eq!(status, Some(1), "{err}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn a_wrong_code_fails_on_both_sides_and_the_server_pauses() {
         let (mut server, port, _) = private_server(Some("1-right-code"), &[]);
         let started = Instant::now();
