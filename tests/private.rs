@@ -135,6 +135,21 @@ mod with_private {
     }
 
     #[test]
+    fn the_server_s_exit_is_a_clean_end_for_the_client() {
+        let (mut server, port, _) = private_server(Some("2-calm-seas"), &[]);
+        let mut client = private_client(port, "2-calm-seas");
+        client.send(b"bye?\n");
+        assert_eq!(server.stdout_line(), "bye?\n");
+        server.send(b"EXIT\n");
+        let (status, out, err) = client.finish();
+        assert_eq!(status, Some(0), "{err}");
+        assert!(out.is_empty());
+        assert!(err.ends_with(" left\n"), "{err}");
+        assert_clean_stderr("client", &err);
+        server.stderr_line_containing("closed the connection to 127.0.0.1:");
+    }
+
+    #[test]
     fn a_cut_private_connection_is_an_error_not_an_end() {
         // The peer vanishes without a close record: a plain FIN after the
         // handshake. Reached by a relay that stops passing records on.
