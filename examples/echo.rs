@@ -60,13 +60,13 @@ fn main() {
             // One client at a time, as the smolchat server serves them.
             let Ok((stream, addr)) = listener.accept().await else { continue };
             status(&format!("{addr} connected"));
-            let conn = Connection::new(stream).map_err(net_error)?;
+            let settings = Settings::default();
+            let conn = Connection::new(stream, settings.send_timeout()).map_err(net_error)?;
 
             // A fresh "keyboard" per client, so no answer outlives its session.
             let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
             let mut keys = Framer::new(answers, MAX_LINE);
             let mut screen = Echo { keyboard };
-            let settings = Settings::default();
             match roles::talk(&conn, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
             {
                 Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", error::describe(&e))),

@@ -3,7 +3,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use crate::escape::{escape_into, is_plain};
+use crate::escape::{is_plain, write_escaped};
 use crate::turn::Screen;
 
 /// Shown on stderr when it is the local user's turn and stdin is a terminal.
@@ -61,8 +61,6 @@ impl ConsoleStyle {
 #[derive(Debug)]
 pub struct Console {
     looks: ConsoleStyle,
-    /// Reused for every message that needs more than a plain copy.
-    scratch: Vec<u8>,
     /// A prompt is shown and its line not yet ended by the user's Enter.
     prompt_open: bool,
 }
@@ -70,7 +68,7 @@ pub struct Console {
 impl Console {
     /// Creates the console with the given looks.
     pub fn new(looks: ConsoleStyle) -> Console {
-        Console { looks, scratch: Vec::new(), prompt_open: false }
+        Console { looks, prompt_open: false }
     }
 
     /// Ends the prompt's line, so that what comes next starts a line of its
@@ -101,14 +99,14 @@ impl Screen for Console {
                 return out.flush();
             }
         }
-        self.scratch.clear();
+        // Anything else goes out in bounded pieces, so that showing a line
+        // costs no memory in proportion to it.
         if self.looks.label {
             let label = if self.looks.colour { LABEL_COLOURED } else { LABEL };
-            self.scratch.extend_from_slice(label.as_bytes());
+            out.write_all(label.as_bytes())?;
         }
-        escape_into(text, &mut self.scratch);
-        self.scratch.push(b'\n');
-        out.write_all(&self.scratch)?;
+        write_escaped(text, &mut out)?;
+        out.write_all(b"\n")?;
         out.flush()
     }
 

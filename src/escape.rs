@@ -1,7 +1,9 @@
 //! Escaping: how a peer's bytes are shown so that they can never drive the
-//! terminal (controls in caret or `\u{..}` form, invalid UTF-8 as U+FFFD).
+//! terminal or reorder what it shows (controls in caret or `\u{..}` form,
+//! bidirectional controls as `\u{..}`, invalid UTF-8 as U+FFFD), in bounded
+//! chunks straight to the output.
 
-use std::fmt::Write as _;
+use std::io::{self, Write};
 
 /// True when `text` is printable ASCII only, so it can be shown as it is.
 /// Checked a machine word at a time for the same reason as `find_byte`.
@@ -22,29 +24,129 @@ pub fn is_plain(text: &[u8]) -> bool {
     chunks.remainder().iter().all(|&b| (0x20..0x7f).contains(&b))
 }
 
-/// Appends `text` as it may be shown: invalid UTF-8 as U+FFFD, C0 controls
-/// (but TAB) and DEL in caret form (`^[`, `^?`), C1 controls as `\u{9b}`.
-pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
-    if is_plain(text) {
-        out.extend_from_slice(text);
-        return;
+/// The most bytes escaping holds before it writes them out.
+pub const CHUNK: usize = 8 * 1024;
+
+/// How a character is shown, when not as itself.
+enum Shown {
+    /// As it is.
+    Itself,
+    /// C0 controls but TAB, and DEL: caret form (`^[`, `^?`).
+    Caret(u8),
+    /// C1 controls and the characters that reorder or split a line on the
+    /// screen (bidirectional controls, line and paragraph separators):
+    /// `\u{202e}`.
+    Code,
+}
+
+fn shown(c: char) -> Shown {
+    match c {
+        '\t' => Shown::Itself,
+        '\x7f' => Shown::Caret(b'?'),
+        c if c < ' ' => Shown::Caret(c as u8 + 0x40),
+        '\u{80}'..='\u{9f}'
+        | '\u{61c}'
+        | '\u{200e}'
+        | '\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}' => Shown::Code,
+        _ => Shown::Itself,
     }
-    let mut s = String::new();
-    for c in String::from_utf8_lossy(text).chars() {
-        match c {
-            '\t' => s.push('\t'),
-            '\x7f' => s.push_str("^?"),
-            c if c < ' ' => {
-                s.push('^');
-                s.push(char::from(c as u8 + 0x40));
+}
+
+/// Writes `text` to `out` as it may be shown: invalid UTF-8 as U+FFFD, C0
+/// controls (but TAB) and DEL in caret form (`^[`, `^?`), C1 controls, the
+/// bidirectional controls and U+2028/U+2029 as `\u{202e}`. Memory stays at
+/// [`CHUNK`] bytes whatever the text: runs shown as they are go out as they
+/// are, and escapes are gathered in a buffer of that size.
+pub fn write_escaped<W: Write>(text: &[u8], out: &mut W) -> io::Result<()> {
+    write_escaped_chunked(text, CHUNK, out)
+}
+
+/// [`write_escaped`] with a buffer of `chunk` bytes (at most [`CHUNK`], at
+/// least 16), so that tests can make every boundary fall everywhere.
+#[doc(hidden)]
+pub fn write_escaped_chunked<W: Write>(text: &[u8], chunk: usize, out: &mut W) -> io::Result<()> {
+    if is_plain(text) {
+        return out.write_all(text);
+    }
+    let mut buf = Chunks { out, buf: [0; CHUNK], len: 0, limit: chunk.clamp(16, CHUNK) };
+    let mut rest = text;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                buf.text(valid)?;
+                break;
             }
-            '\u{80}'..='\u{9f}' => {
-                let _ = write!(s, "\\u{{{:x}}}", c as u32);
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                buf.text(std::str::from_utf8(valid).unwrap_or_default())?;
+                buf.push("\u{fffd}".as_bytes())?;
+                // A sequence cut off by the end of the line is one U+FFFD.
+                rest = &after[e.error_len().unwrap_or(after.len())..];
             }
-            c => s.push(c),
         }
     }
-    out.extend_from_slice(s.as_bytes());
+    buf.flush()
+}
+
+/// Gathers small pieces into writes of up to `limit` bytes.
+struct Chunks<'a, W> {
+    out: &'a mut W,
+    buf: [u8; CHUNK],
+    len: usize,
+    limit: usize,
+}
+
+impl<W: Write> Chunks<'_, W> {
+    fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.len + bytes.len() > self.limit {
+            self.flush()?;
+            if bytes.len() > self.limit {
+                return self.out.write_all(bytes);
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let len = std::mem::take(&mut self.len);
+        self.out.write_all(&self.buf[..len])
+    }
+
+    /// Valid text: runs shown as they are, the rest escaped.
+    fn text(&mut self, text: &str) -> io::Result<()> {
+        let mut run = 0;
+        for (at, c) in text.char_indices() {
+            let mut code = [0u8; 12];
+            let escaped: &[u8] = match shown(c) {
+                Shown::Itself => continue,
+                Shown::Caret(b) => {
+                    code[..2].copy_from_slice(&[b'^', b]);
+                    &code[..2]
+                }
+                Shown::Code => {
+                    let mut w = &mut code[..];
+                    // Twelve bytes hold `\u{` and six hex digits and `}`.
+                    let _ = write!(w, "\\u{{{:x}}}", c as u32);
+                    let left = w.len();
+                    &code[..12 - left]
+                }
+            };
+            self.push(&text.as_bytes()[run..at])?;
+            self.push(escaped)?;
+            run = at + c.len_utf8();
+        }
+        self.push(&text.as_bytes()[run..])
+    }
+}
+
+/// Appends `text` as it may be shown (see [`write_escaped`]).
+pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
+    // Writing to a Vec cannot fail.
+    let _ = write_escaped(text, out);
 }
 
 /// `escape_into` for a whole line, as a `String`.
@@ -88,6 +190,28 @@ mod tests {
     fn c1_controls_are_escaped() {
         assert_eq!(escape("\u{9b}31m\u{85}".as_bytes()), "\\u{9b}31m\\u{85}");
         assert_eq!(escape("\u{a0}".as_bytes()), "\u{a0}");
+    }
+
+    #[test]
+    fn bidi_controls_and_separators_are_escaped() {
+        let each = [
+            '\u{61c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{2028}', '\u{2029}',
+        ];
+        for c in each {
+            let text = format!("a{c}b");
+            assert_eq!(escape(text.as_bytes()), format!("a\\u{{{:x}}}b", c as u32));
+        }
+        assert_eq!(escape("file\u{202e}gpj.exe".as_bytes()), "file\\u{202e}gpj.exe");
+    }
+
+    #[test]
+    fn joiners_and_neighbours_stay() {
+        // Emoji sequences need the zero-width joiner; the neighbours of the
+        // escaped ranges are ordinary characters.
+        let kept = "\u{200d}\u{200c}\u{200b}\u{2027}\u{202f}\u{2065}\u{206a}\u{61b}\u{61d}\u{a0}";
+        assert_eq!(escape(kept.as_bytes()), kept);
+        assert_eq!(escape("👩\u{200d}💻".as_bytes()), "👩\u{200d}💻");
     }
 
     #[test]

@@ -12,6 +12,10 @@ use futures_lite::io::{AsyncRead, AsyncReadExt};
 /// Bytes the buffer starts with; it grows towards the line limit on demand.
 const INITIAL_BUFFER: usize = 4 * 1024;
 
+/// A buffer that a large line grew past this is given back once the line
+/// has been handed out, rather than held for the rest of the session.
+const SHRINK_ABOVE: usize = 256 * 1024;
+
 /// What the framer found next in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame {
@@ -89,6 +93,14 @@ impl<R> Framer<R> {
     /// ending was a plain `\n`: such a line can be passed on in one write.
     pub fn line_with_newline(&self) -> Option<&[u8]> {
         (self.raw_end == self.line.end + 1).then(|| &self.buf[self.line.start..self.raw_end])
+    }
+
+    /// Hands back the line last returned as [`Frame::Line`], so that the next
+    /// frame is that line again: a line taken for a session that ended before
+    /// it could be sent stays for the next one. Call it before reading more.
+    pub fn put_back(&mut self) {
+        self.start = self.line.start;
+        self.scanned = self.start;
     }
 
     /// How much memory the buffer holds now.
@@ -169,6 +181,9 @@ impl<R> Framer<R> {
             self.start = 0;
             self.end = 0;
             self.scanned = 0;
+            if self.buf.len() > SHRINK_ABOVE {
+                self.buf = Vec::new();
+            }
         }
         if self.end < self.buf.len() {
             return true;
@@ -357,6 +372,18 @@ mod tests {
     }
 
     #[test]
+    fn a_line_put_back_comes_again() {
+        let mut framer = Framer::new(&b"one\r\ntwo"[..], 10);
+        for want in [&b"one"[..], b"two"] {
+            assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
+            framer.put_back();
+            assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
+            assert_eq!(framer.line(), want);
+        }
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Eof);
+    }
+
+    #[test]
     fn empty_stream_is_eof_at_once() {
         assert_eq!(frames(b"", 10), vec![]);
     }
@@ -369,6 +396,18 @@ mod tests {
         assert!(framer.allocated() <= 1003, "{}", framer.allocated());
         assert_eq!(block_on(framer.next()).unwrap(), Frame::Eof);
         assert!(framer.allocated() <= 1003);
+    }
+
+    #[test]
+    fn a_buffer_grown_by_a_large_line_is_given_back() {
+        let mut input = vec![b'x'; 600 * 1024];
+        input.push(b'\n');
+        // The next line comes in a read of its own, as it would on a socket.
+        let mut framer = Framer::new(futures_lite::io::BufReader::new(&input[..]), 1 << 20);
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
+        assert!(framer.allocated() >= 600 * 1024);
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Eof);
+        assert!(framer.allocated() <= INITIAL_BUFFER, "{}", framer.allocated());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and the words that turn an I/O error into something a person reads.
 
 use std::cell::Cell;
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -16,7 +16,7 @@ use futures_lite::FutureExt;
 use smol::Async;
 
 use crate::error::Error;
-use crate::turn::PeerSocket;
+use crate::turn::{send_timed_out, PeerSocket};
 
 /// How long a closing side keeps reading (and discarding) what the peer
 /// still sends, so that unread data does not turn the close into a reset.
@@ -119,35 +119,75 @@ pub async fn close(wire: &Connection) {
         .await;
 }
 
+/// How long an idle connection waits before TCP keepalive probes the peer,
+/// how far apart the probes are, and how many go unanswered before the
+/// connection fails: a vanished peer is noticed within about two minutes.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// See [`KEEPALIVE_IDLE`].
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// See [`KEEPALIVE_IDLE`].
+pub const KEEPALIVE_PROBES: u32 = 5;
+
 /// A connected socket, as the turn loop reads and writes it.
 ///
 /// Every wait in the reactor costs five system calls besides the read
 /// itself (timerfd_settime, two epoll_ctl, epoll_pwait, an eventfd read),
 /// more than the whole round trip of a blocking chat. So while the peer is
 /// the only thing to wait for, the socket is put in blocking mode and read
-/// plainly; it goes back to non-blocking before any race, and before the
-/// peek that looks for a hang-up ahead of a typed-ahead line. The mode is
-/// switched only when it changes: two ioctls per round trip at most.
+/// plainly; it goes back to non-blocking before any race. The mode is
+/// switched only when it changes. A send in blocking mode is bounded by the
+/// socket's send timeout (`SO_SNDTIMEO`), so that a peer that does not read
+/// cannot hold the thread, at no cost per message.
 #[derive(Debug, Clone)]
 pub struct Connection {
     socket: Arc<Async<std::net::TcpStream>>,
     /// Whether the socket is in blocking mode now; shared by the clones.
     blocking: Rc<Cell<bool>>,
+    /// How long a send may make no progress.
+    send_timeout: Duration,
 }
 
 impl Connection {
-    /// Wraps a connected stream, in non-blocking mode as async-net left it.
-    pub fn new(stream: TcpStream) -> io::Result<Connection> {
+    /// Wraps a connected stream, in non-blocking mode as async-net left it;
+    /// a send that makes no progress for `send_timeout` fails with "timed out".
+    pub fn new(stream: TcpStream, send_timeout: Duration) -> io::Result<Connection> {
         let socket: Arc<Async<std::net::TcpStream>> = stream.into();
+        let std = socket.get_ref();
         // Small messages go out at once instead of waiting for an ACK (Nagle).
-        socket.get_ref().set_nodelay(true)?;
-        Ok(Connection { socket, blocking: Rc::new(Cell::new(false)) })
+        std.set_nodelay(true)?;
+        std.set_write_timeout(Some(send_timeout.max(Duration::from_millis(1))))?;
+        keepalive(std)?;
+        Ok(Connection { socket, blocking: Rc::new(Cell::new(false)), send_timeout })
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.socket.get_ref().peer_addr()
     }
+
+    /// How long a send may make no progress.
+    pub fn send_timeout(&self) -> Duration {
+        self.send_timeout
+    }
+}
+
+/// Turns TCP keepalive on, so that a peer that vanished (power, cable, NAT)
+/// fails the connection instead of holding it for ever.
+#[cfg(unix)]
+fn keepalive(socket: &std::net::TcpStream) -> io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(socket, true)?;
+    sockopt::set_tcp_keepidle(socket, KEEPALIVE_IDLE)?;
+    sockopt::set_tcp_keepintvl(socket, KEEPALIVE_INTERVAL)?;
+    sockopt::set_tcp_keepcnt(socket, KEEPALIVE_PROBES)?;
+    Ok(())
+}
+
+/// std has no keepalive option and only Unix has rustix here: the send
+/// bound and the idle timeout still hold a vanished peer to account.
+#[cfg(not(unix))]
+fn keepalive(_: &std::net::TcpStream) -> io::Result<()> {
+    Ok(())
 }
 
 impl PeerSocket for Connection {
@@ -159,16 +199,56 @@ impl PeerSocket for Connection {
         Ok(())
     }
 
+    #[cfg(unix)]
+    fn hung_up(&self) -> bool {
+        hung_up(self.socket.get_ref())
+    }
+
+    /// Windows: a peek in non-blocking mode; 0 is a FIN with nothing before
+    /// it, and an error is left for the read that reports it.
+    #[cfg(not(unix))]
     fn hung_up(&self) -> bool {
         if self.allow_blocking(false).is_err() {
             return true;
         }
-        // A peek reads nothing away: 0 is the peer's FIN with no data before
-        // it, an error other than "would block" a reset.
-        match self.socket.get_ref().peek(&mut [0u8; 1]) {
-            Ok(n) => n == 0,
-            Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
+        matches!(self.socket.get_ref().peek(&mut [0u8; 1]), Ok(0))
+    }
+}
+
+/// Whether the peer has sent its FIN or reset the connection, also behind
+/// unread data, in one `poll(2)` that waits for nothing and reads nothing
+/// away, so that a reset stays for the read that reports it.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn hung_up(socket: &std::net::TcpStream) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(socket, PollFlags::IN | PollFlags::RDHUP)];
+    match poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })) {
+        Ok(_) => fds[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL),
+        // The next read tells.
+        Err(_) => false,
+    }
+}
+
+/// Other Unix systems have no `POLLRDHUP` everywhere: `POLLHUP` or an error
+/// is a hang-up, and when data is ready, a peek tells a FIN with nothing
+/// before it (0 bytes). A FIN behind unread data is found by the next read.
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+fn hung_up(socket: &std::net::TcpStream) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(socket, PollFlags::IN)];
+    match poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })) {
+        Ok(_) => {
+            let revents = fds[0].revents();
+            if revents.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
+                return true;
+            }
+            // Ready to read, so the peek cannot block.
+            revents.contains(PollFlags::IN) && matches!(socket.peek(&mut [0u8; 1]), Ok(0))
         }
+        // The next read tells.
+        Err(_) => false,
     }
 }
 
@@ -188,6 +268,19 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.blocking.get() {
+            // The send timeout ends a write that made no progress: Unix
+            // says "would block", Windows "timed out". Left to async-io, the
+            // first would wait for the socket in the reactor with no bound.
+            return Poll::Ready(match (&mut self.socket.get_ref()).write(buf) {
+                Err(e)
+                    if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    Err(send_timed_out(self.send_timeout))
+                }
+                r => r,
+            });
+        }
         Pin::new(&mut &*self.socket).poll_write(cx, buf)
     }
 

@@ -69,7 +69,7 @@ where
         }
 
         screen.status(&format!("{addr} connected"));
-        let outcome = match Connection::new(stream) {
+        let outcome = match Connection::new(stream, settings.send_timeout()) {
             #[cfg(feature = "private")]
             Ok(wire) if private.is_some() => {
                 let Some(private) = &mut private else { continue };
@@ -123,14 +123,15 @@ where
     let peer = stream.peer_addr().unwrap_or(addrs[0]);
     screen.status(&format!("connected to {peer}"));
     let what = || format!("connection to {peer}");
-    let wire = Connection::new(stream).map_err(|error| Error { what: what(), error })?;
+    let settings = Settings::default();
+    let wire = Connection::new(stream, settings.send_timeout())
+        .map_err(|error| Error { what: what(), error })?;
 
     #[cfg(feature = "private")]
     let outcome = match code {
         Some(code) => {
             let secrets = crate::private::connect(&wire, &code, peer).await?;
             screen.status("the code matched: this chat is private");
-            let settings = Settings::default();
             crate::private::talk(
                 &wire,
                 secrets,
@@ -142,11 +143,10 @@ where
             )
             .await
         }
-        None => talk(&wire, Role::Client, Settings::default(), config.max_line, keys, screen).await,
+        None => talk(&wire, Role::Client, settings, config.max_line, keys, screen).await,
     };
     #[cfg(not(feature = "private"))]
-    let outcome =
-        talk(&wire, Role::Client, Settings::default(), config.max_line, keys, screen).await;
+    let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
     match outcome {
         Ok(Ending::PeerLeft) => {
             screen.status(&format!("{peer} left"));

@@ -1,6 +1,7 @@
 //! The turn loop of one connection, generic over its streams so that it runs
 //! the same over a TCP socket and over in-memory pipes in tests.
 
+use std::borrow::Cow;
 use std::io;
 use std::time::Duration;
 
@@ -13,6 +14,14 @@ use crate::framer::{Frame, Framer};
 /// The line that ends a session when typed on its own.
 pub const EXIT: &[u8] = b"EXIT";
 
+/// How long a message may make no progress on its way out when
+/// `--idle-timeout` is not set.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the peer's hang-up is looked for while the user types and the
+/// peer's unread lines fill the buffer, so that nothing else can show it.
+pub const HANGUP_CHECK: Duration = Duration::from_millis(500);
+
 /// A peer stream that may be read by blocking the thread.
 ///
 /// The turn loop allows it while the peer's message is all there is to wait
@@ -22,9 +31,10 @@ pub trait PeerSocket {
     /// Lets reads and writes block the thread (`true`) or not (`false`).
     fn allow_blocking(&self, allow: bool) -> io::Result<()>;
 
-    /// Whether the peer has already closed or reset the connection, with
-    /// nothing left unread, found without waiting. A stream that cannot tell
-    /// says no, and the hang-up is found by the next read instead.
+    /// Whether the peer has already closed (also behind data not yet read)
+    /// or reset the connection, found without waiting and without reading
+    /// anything away. A stream that cannot tell says no, and the hang-up is
+    /// found by the next read instead.
     fn hung_up(&self) -> bool {
         false
     }
@@ -83,6 +93,13 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
 }
 
+impl Settings {
+    /// How long a message may make no progress on its way out.
+    pub fn send_timeout(&self) -> Duration {
+        self.idle_timeout.unwrap_or(SEND_TIMEOUT)
+    }
+}
+
 /// The streams of one session.
 #[derive(Debug)]
 pub struct Session<'a, P, W, K> {
@@ -114,7 +131,7 @@ where
         screen: &mut S,
     ) -> Result<Ending, Failure> {
         if role == Role::Client {
-            if let Typed::Ended(ending) = self.local_turn(screen).await? {
+            if let Typed::Ended(ending) = self.local_turn(settings, screen).await? {
                 return Ok(ending);
             }
         }
@@ -122,7 +139,7 @@ where
             if let Some(ending) = self.peer_turn(settings.idle_timeout, screen).await? {
                 return Ok(ending);
             }
-            if let Typed::Ended(ending) = self.local_turn(screen).await? {
+            if let Typed::Ended(ending) = self.local_turn(settings, screen).await? {
                 return Ok(ending);
             }
         }
@@ -150,15 +167,12 @@ where
 
     /// Reads the keyboard until a line is sent or the session ends, while
     /// watching the connection so that a hang-up ends the turn at once.
-    async fn local_turn<S: Screen>(&mut self, screen: &mut S) -> Result<Typed, Failure> {
+    async fn local_turn<S: Screen>(
+        &mut self,
+        settings: Settings,
+        screen: &mut S,
+    ) -> Result<Typed, Failure> {
         loop {
-            // A peer that has already left ends the turn before a line typed
-            // ahead is taken, so that the line is kept for the next session.
-            if self.peer.get_ref().hung_up() {
-                // A buffer full of unread lines cannot take the end: show them.
-                let watched = future::poll_once(self.peer.read_ahead()).await.unwrap_or(Ok(()));
-                return self.drain_peer(watched, screen);
-            }
             // A line already typed ahead takes the turn at once, without a
             // prompt or a reactor wait. Otherwise the socket is polled first
             // so that a hang-up wins over a keystroke at the same moment.
@@ -167,7 +181,7 @@ where
                 None => {
                     screen.prompt();
                     self.peer.get_ref().allow_blocking(false).map_err(Failure::Peer)?;
-                    future::or(async { Event::Peer(self.peer.read_ahead().await) }, async {
+                    future::or(async { Event::Peer(watch(self.peer).await) }, async {
                         Event::Key(self.keys.next().await)
                     })
                     .await
@@ -177,7 +191,7 @@ where
                 screen.typed();
             }
             match event {
-                Event::Peer(result) => return self.drain_peer(result, screen),
+                Event::Peer(result) => return self.peer_gone(result, screen).await,
                 Event::Key(Err(e)) => return Err(Failure::Keyboard(e)),
                 Event::Key(Ok(Frame::Eof)) => return Ok(Typed::Ended(Ending::KeyboardClosed)),
                 Event::Key(Ok(Frame::TooLong)) => {
@@ -188,50 +202,135 @@ where
                     return Ok(Typed::Ended(Ending::Exit));
                 }
                 Event::Key(Ok(Frame::Line)) => {
-                    self.send().await.map_err(Failure::Peer)?;
-                    return Ok(Typed::Sent);
+                    // Never into a connection the peer has closed, also when
+                    // its FIN waits behind data not yet read: the line stays
+                    // on the keyboard for whoever comes next.
+                    if self.peer.get_ref().hung_up() {
+                        self.keys.put_back();
+                        return self.peer_gone(Ok(()), screen).await;
+                    }
+                    return match self.send(settings.send_timeout()).await {
+                        Ok(()) => Ok(Typed::Sent),
+                        // The peer's FIN came first (a reset then gives a
+                        // broken pipe, not "connection reset"): it left.
+                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                            self.peer_gone(Ok(()), screen).await
+                        }
+                        Err(e) => Err(Failure::Peer(e)),
+                    };
                 }
             }
         }
     }
 
     /// Sends the keyboard line and its `\n` in one write, so that Nagle and
-    /// delayed ACKs never hold half a message.
-    async fn send(&mut self) -> io::Result<()> {
-        match self.keys.line_with_newline() {
-            Some(raw) => self.to_peer.write_all(raw).await?,
+    /// delayed ACKs never hold half a message; fails with "timed out" when
+    /// it makes no progress for `bound`.
+    async fn send(&mut self, bound: Duration) -> io::Result<()> {
+        let line = match self.keys.line_with_newline() {
+            Some(raw) => Cow::Borrowed(raw),
             None => {
                 let mut line = Vec::with_capacity(self.keys.line().len() + 1);
                 line.extend_from_slice(self.keys.line());
                 line.push(b'\n');
-                self.to_peer.write_all(&line).await?;
+                Cow::Owned(line)
             }
-        }
+        };
+        write_within(self.to_peer, &line, bound).await?;
         self.to_peer.flush().await
     }
 
-    /// The peer ended the connection during the local turn: shows the lines it
-    /// sent out of turn, in order, then says how it ended.
-    fn drain_peer<S: Screen>(
+    /// The peer ended the connection during the local turn: shows the lines
+    /// it sent before the end, in order (those read already, then the rest up
+    /// to its FIN), then says how it ended. `watched` is how reading ahead
+    /// ended; an error there comes after the lines read before it.
+    async fn peer_gone<S: Screen>(
         &mut self,
         watched: io::Result<()>,
         screen: &mut S,
     ) -> Result<Typed, Failure> {
-        // Only what is buffered is shown; nothing more is read.
+        let mut error = watched.err();
         loop {
-            match self.peer.decode() {
-                Some(Frame::Line) => {
+            let frame = match (self.peer.decode(), error.take()) {
+                (Some(frame), e) => {
+                    error = e;
+                    frame
+                }
+                (None, Some(e)) => return Err(Failure::Peer(e)),
+                // The peer has ended, so this read never waits for long.
+                (None, None) => match self.peer.next().await {
+                    Ok(frame) => frame,
+                    // A reset that follows the FIN: the peer left.
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Frame::Eof,
+                    Err(e) => return Err(Failure::Peer(e)),
+                },
+            };
+            match frame {
+                Frame::Line => {
                     if let Some(ending) = show(self.peer, screen)? {
                         return Ok(Typed::Ended(ending));
                     }
                 }
-                Some(Frame::TooLong) => return Err(Failure::Peer(too_long(self.peer.max_line()))),
-                Some(Frame::Eof) | None => break,
+                Frame::TooLong => return Err(Failure::Peer(too_long(self.peer.max_line()))),
+                Frame::Eof => return Ok(Typed::Ended(Ending::PeerLeft)),
             }
         }
-        watched.map_err(Failure::Peer)?;
-        Ok(Typed::Ended(Ending::PeerLeft))
     }
+}
+
+/// Reads the peer's lines ahead while the user types, until there is news:
+/// the end of the stream, a line over the limit, or a hang-up seen behind a
+/// buffer full of unread lines, which only a check made from time to time
+/// can see.
+async fn watch<P: AsyncRead + Unpin + PeerSocket>(peer: &mut Framer<P>) -> io::Result<()> {
+    loop {
+        let news = async { peer.read_ahead().await.map(|()| true) }
+            .or(async {
+                smol::Timer::after(HANGUP_CHECK).await;
+                Ok(false)
+            })
+            .await?;
+        if news || peer.get_ref().hung_up() {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes all of `buf`, failing with "timed out" when a write makes no
+/// progress for `bound`. A write that goes through at once costs no timer.
+async fn write_within<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut buf: &[u8],
+    bound: Duration,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        let written = match future::poll_once(w.write(buf)).await {
+            Some(r) => r,
+            None => {
+                w.write(buf)
+                    .or(async {
+                        smol::Timer::after(bound).await;
+                        Err(send_timed_out(bound))
+                    })
+                    .await
+            }
+        };
+        match written {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The error of a send that made no progress for `after`.
+pub fn send_timed_out(after: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("timed out, the peer read nothing for {} s", seconds_text(after)),
+    )
 }
 
 /// One side of the race in the local turn.
@@ -259,7 +358,7 @@ fn too_long(max_line: usize) -> io::Error {
 
 /// A duration as a person writes it in seconds: `1`, `0.05`, `2.5`; without
 /// floating point, whose printing code is large.
-fn seconds_text(d: Duration) -> String {
+pub fn seconds_text(d: Duration) -> String {
     let fraction = format!("{:09}", d.subsec_nanos());
     let fraction = fraction.trim_end_matches('0');
     if fraction.is_empty() {
