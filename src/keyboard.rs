@@ -64,8 +64,63 @@ impl Read for StickyStdin {
         if self.ended {
             return Ok(0);
         }
-        let n = io::stdin().read(buf)?;
+        let n = loop {
+            match io::stdin().read(buf) {
+                // Someone else made stdin non-blocking (the mode belongs to
+                // the shared file description): wait for input as a blocking
+                // read would, on this thread of its own.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_readable()?,
+                r => break r?,
+            }
+        };
         self.ended = n == 0 && !buf.is_empty();
         Ok(n)
     }
+}
+
+/// Waits until stdin has input or has ended.
+#[cfg(unix)]
+fn wait_readable() -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+    match poll(&mut fds, None) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Only Unix has non-blocking file descriptors.
+#[cfg(not(unix))]
+fn wait_readable() -> io::Result<()> {
+    Err(io::ErrorKind::WouldBlock.into())
+}
+
+/// Checks that stdin can be read at all, so that a server whose keyboard is
+/// a directory or closed says so before it listens, instead of at the first
+/// client's turn. Run it before anything opens a file: a closed stdin's
+/// number would be given to the next file opened.
+#[cfg(unix)]
+pub fn check_readable() -> io::Result<()> {
+    use rustix::fs::{fcntl_getfl, OFlags};
+    let file = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => File::from(fd),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) => {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "stdin is closed"));
+        }
+        Err(e) => return Err(e),
+    };
+    if file.metadata()?.is_dir() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdin is a directory"));
+    }
+    if fcntl_getfl(&file)?.intersection(OFlags::RWMODE) == OFlags::WRONLY {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdin is open for writing only"));
+    }
+    Ok(())
+}
+
+/// Elsewhere the first read tells.
+#[cfg(not(unix))]
+pub fn check_readable() -> io::Result<()> {
+    Ok(())
 }

@@ -9,12 +9,13 @@ use smolchat::cli::{self, Config, Parsed};
 use smolchat::console::{self, Console, ConsoleStyle};
 use smolchat::framer::Framer;
 use smolchat::keyboard::Keyboard;
-use smolchat::{error, roles};
+use smolchat::{error, keyboard, net, roles};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
 const KEYBOARD_READ_AHEAD: usize = 64 * 1024;
 
 fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| on_panic(info.payload())));
     let mut args = Vec::new();
     for arg in std::env::args_os().skip(1) {
         match arg.into_string() {
@@ -43,13 +44,20 @@ fn main() -> ExitCode {
         return usage_error(usage);
     }
 
+    // A keyboard that can never be read is said before anything starts.
+    if let Err(e) = keyboard::check_readable() {
+        return failure(&format!("cannot read the keyboard: {}", error::describe(&e)));
+    }
     // One keyboard reader for the whole program: dropping one while its
     // thread is blocked in read(2) would lose what that read returns.
-    let max_line = match &config {
-        Config::Server(s) => s.max_line,
-        Config::Client(c) => c.max_line,
+    let (max_line, descriptors) = match &config {
+        Config::Server(s) => (s.max_line, net::SERVER_DESCRIPTORS),
+        Config::Client(c) => (c.max_line, net::CLIENT_DESCRIPTORS),
     };
     let mut keys = Framer::new(Keyboard::open(KEYBOARD_READ_AHEAD), max_line);
+    if let Err(e) = net::check_descriptors(descriptors) {
+        return failure(&e.to_string());
+    }
     let mut screen = Console::new(ConsoleStyle::detect());
     let outcome = smol::block_on(async {
         match &config {
@@ -63,13 +71,38 @@ fn main() -> ExitCode {
     drop(screen);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            console::status(&format!("error: {error}"));
-            ExitCode::from(1)
-        }
+        Err(error) => failure(&error.to_string()),
     }
 }
 
+/// Says what failed and why, for exit code 1.
+fn failure(text: &str) -> ExitCode {
+    console::status(&format!("error: {text}"));
+    ExitCode::from(1)
+}
+
+/// The last line of defence: smolchat is not meant to panic, but should a
+/// library it uses do so, the user reads one error line, without a
+/// backtrace or a Rust debug form, and the exit code is 1.
+fn on_panic(payload: &(dyn std::any::Any + Send)) {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown");
+    // "cannot initialize I/O event notification: Os { code: 24, kind: ..,
+    // message: \"Too many open files\" }": what failed stays, and the message
+    // of the debug form, in the words of the other errors.
+    let first = text.lines().next().unwrap_or_default();
+    let what = first.split(": Os {").next().unwrap_or_default();
+    let why = first
+        .split_once("message: \"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .map(|why| format!(": {}", why.to_lowercase()))
+        .unwrap_or_default();
+    console::status(&format!("error: internal error: {what}{why}"));
+    std::process::exit(1);
+}
 /// Prints help or the version on stdout; a closed stdout is not an error,
 /// but a full disk is.
 fn print(text: &str) -> ExitCode {

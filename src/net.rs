@@ -39,6 +39,45 @@ pub fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// File descriptors the reactor takes (epoll, eventfd, timerfd).
+const REACTOR_DESCRIPTORS: usize = 3;
+
+/// File descriptors a server needs besides stdio: the reactor, the
+/// listening socket and one connection.
+pub const SERVER_DESCRIPTORS: usize = REACTOR_DESCRIPTORS + 2;
+
+/// File descriptors a client needs besides stdio: the reactor and its socket.
+pub const CLIENT_DESCRIPTORS: usize = REACTOR_DESCRIPTORS + 1;
+
+/// Checks that `count` more file descriptors can be opened, so that a limit
+/// too low says so in one line before anything starts: the reactor cannot
+/// report its own failure other than by a panic, and a listener that can
+/// never accept would fail at every attempt.
+#[cfg(unix)]
+pub fn check_descriptors(count: usize) -> Result<(), Error> {
+    use std::os::fd::AsFd;
+    let stderr = io::stderr();
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        match stderr.as_fd().try_clone_to_owned() {
+            Ok(fd) => held.push(fd),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::MFILE.raw_os_error()) => {
+                let what = format!("cannot start (it needs {count} free file descriptors)");
+                return Err(Error { what, error: e });
+            }
+            // Stderr itself is unusable: the limit cannot be probed this way.
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Windows has no small limit on handles.
+#[cfg(not(unix))]
+pub fn check_descriptors(_count: usize) -> Result<(), Error> {
+    Ok(())
+}
+
 /// Binds a listening socket on `ip:port`.
 pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, Error> {
     let addr = SocketAddr::new(ip, port);

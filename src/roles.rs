@@ -1,7 +1,7 @@
 //! The server and client roles: a connection's life around the turn loop,
 //! with the real socket, keyboard and screen.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use futures_lite::io::AsyncRead;
@@ -15,6 +15,9 @@ use crate::turn::{Ending, Failure, Role, Screen, Session, Settings};
 /// How long the server waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long the same accept error stays unsaid after it was said once.
+const ACCEPT_ERROR_QUIET: Duration = Duration::from_secs(5);
 
 /// Serves one client at a time, in the order they arrive, until the
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
@@ -38,6 +41,9 @@ where
         true => Some(crate::private::Server::new(screen)?),
         false => None,
     };
+    // The accept error said last, and when: a failure that repeats at every
+    // attempt is said once, not ten times a second.
+    let mut said: Option<(String, Instant)> = None;
     loop {
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, no answer can ever be given: stop.
@@ -52,9 +58,31 @@ where
             None => return Ok(()),
             Some(Ok(client)) => client,
             Some(Err(e)) => {
-                screen
-                    .status(&format!("error: cannot accept a connection: {}", error::describe(&e)));
-                smol::Timer::after(ACCEPT_BACKOFF).await;
+                let text = format!("error: cannot accept a connection: {}", error::describe(&e));
+                if !said
+                    .as_ref()
+                    .is_some_and(|(last, at)| *last == text && at.elapsed() < ACCEPT_ERROR_QUIET)
+                {
+                    screen.status(&text);
+                    said = Some((text, Instant::now()));
+                }
+                // The keyboard's end is still watched while the server waits.
+                let ended = future::or(
+                    async {
+                        smol::Timer::after(ACCEPT_BACKOFF).await;
+                        false
+                    },
+                    async {
+                        match keys.wait_for_end().await {
+                            Ok(()) => true,
+                            Err(_) => future::pending().await,
+                        }
+                    },
+                )
+                .await;
+                if ended {
+                    return Ok(());
+                }
                 continue;
             }
         };

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_lite::future::block_on;
 use futures_lite::io::AsyncRead;
 use proptest::prelude::*;
-use smolchat::escape::{escape, escape_into, is_plain};
+use smolchat::escape::{escape, escape_into, is_plain, write_escaped_chunked, CHUNK};
 use smolchat::framer::{Frame, Framer};
 
 /// One frame with its text, so that sequences can be compared.
@@ -246,8 +246,7 @@ proptest! {
     fn escape_shows_no_control_characters(text in mixed_bytes()) {
         let shown = escape(&text);
         for c in shown.chars() {
-            let control = (c < ' ' && c != '\t') || c == '\x7f' || ('\u{80}'..='\u{9f}').contains(&c);
-            prop_assert!(!control, "{c:?} in {shown:?} from {text:?}");
+            prop_assert!(!escaped_by_the_spec(c), "{c:?} in {shown:?} from {text:?}");
         }
         prop_assert!(!shown.contains(['\n', '\r']));
         if text.is_ascii() {
@@ -265,6 +264,19 @@ proptest! {
         escape_into(&text, &mut out);
         prop_assert_eq!(&out[..before.len()], &before[..]);
         prop_assert_eq!(&out[before.len()..], escape(&text).into_bytes());
+    }
+
+    #[test]
+    fn the_chunked_escaper_agrees_with_a_whole_line_escaper(
+        text in mixed_bytes(),
+        chunk in 16..64usize,
+        repeat in 1..4usize,
+    ) {
+        // Repeated, the text crosses chunk boundaries at every offset.
+        let text = text.repeat(repeat);
+        let mut out = Writes::default();
+        write_escaped_chunked(&text, chunk, &mut out).unwrap();
+        prop_assert_eq!(String::from_utf8(out.bytes).unwrap(), escape_whole_line(&text));
     }
 
     #[test]
@@ -311,9 +323,65 @@ proptest! {
     }
 }
 
-/// Any bytes, with controls, C1 characters, DEL and UTF-8 sequences common.
+/// Records what reaches the screen and the largest single write.
+#[derive(Default)]
+struct Writes {
+    bytes: Vec<u8>,
+    largest: usize,
+}
+
+impl io::Write for Writes {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bytes.extend_from_slice(buf);
+        self.largest = self.largest.max(buf.len());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether the spec says `c` is never shown raw: C0 controls but TAB, DEL,
+/// C1 controls, the bidirectional controls, U+2028 and U+2029.
+fn escaped_by_the_spec(c: char) -> bool {
+    (c < ' ' && c != '\t')
+        || c == '\x7f'
+        || ('\u{80}'..='\u{9f}').contains(&c)
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// The escaping rules the slow, obvious way: the whole line at once.
+fn escape_whole_line(text: &[u8]) -> String {
+    let mut shown = String::new();
+    for c in String::from_utf8_lossy(text).chars() {
+        if !escaped_by_the_spec(c) {
+            shown.push(c);
+        } else if c == '\x7f' {
+            shown.push_str("^?");
+        } else if c < ' ' {
+            shown.push('^');
+            shown.push(char::from(c as u8 + 0x40));
+        } else {
+            shown.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    shown
+}
+
+/// The characters the spec escapes besides the controls, and their neighbours.
+const BIDI_AND_NEIGHBOURS: &[char] = &[
+    '\u{61b}', '\u{61c}', '\u{61d}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{2010}', '\u{2027}',
+    '\u{2028}', '\u{2029}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{202f}',
+    '\u{2065}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{206a}', '\u{fffd}',
+];
+
+/// Any bytes, with controls, C1 characters, DEL, bidirectional controls and
+/// UTF-8 sequences common.
 fn mixed_bytes() -> impl Strategy<Value = Vec<u8>> {
     let piece = prop_oneof![
+        2 => prop::sample::select(BIDI_AND_NEIGHBOURS).prop_map(char_bytes),
         3 => any::<u8>().prop_map(|b| vec![b]),
         2 => (0u8..0x20).prop_map(|b| vec![b]),
         1 => Just(vec![0x7f]),
@@ -337,7 +405,19 @@ fn printable() -> impl Strategy<Value = String> {
         Just('\u{fffd}'),
     ];
     prop::collection::vec(c, 0..40)
-        .prop_map(|cs| cs.into_iter().filter(|c| !c.is_control()).collect())
+        .prop_map(|cs| cs.into_iter().filter(|&c| !escaped_by_the_spec(c)).collect())
+}
+
+// A large line of what escaping grows most goes out in writes of a chunk.
+#[test]
+fn escaping_a_large_line_writes_bounded_chunks() {
+    for unit in [&b"\xff"[..], b"\0", "\u{85}".as_bytes(), "\u{202e}".as_bytes()] {
+        let text = unit.repeat((1 << 20) / unit.len());
+        let mut out = Writes::default();
+        write_escaped_chunked(&text, CHUNK, &mut out).unwrap();
+        assert!(out.largest <= CHUNK, "a write of {} bytes", out.largest);
+        assert_eq!(String::from_utf8(out.bytes).unwrap(), escape_whole_line(&text));
+    }
 }
 
 // Fixed cases at the edges the properties rely on, so they never go untried.
