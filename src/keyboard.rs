@@ -103,6 +103,7 @@ fn wait_readable() -> io::Result<()> {
 #[cfg(unix)]
 pub fn check_readable() -> io::Result<()> {
     use rustix::fs::{fcntl_getfl, OFlags};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let file = match io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => File::from(fd),
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) => {
@@ -110,11 +111,20 @@ pub fn check_readable() -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    if file.metadata()?.is_dir() {
+    let meta = file.metadata()?;
+    if meta.is_dir() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdin is a directory"));
     }
-    if fcntl_getfl(&file)?.intersection(OFlags::RWMODE) == OFlags::WRONLY {
+    let mode = fcntl_getfl(&file)?.intersection(OFlags::RWMODE);
+    if mode == OFlags::WRONLY {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdin is open for writing only"));
+    }
+    // The Rust runtime opens a closed stdin as /dev/null for reading and
+    // writing before main; a shell's `</dev/null` opens it for reading only.
+    let null = std::fs::metadata("/dev/null")
+        .is_ok_and(|null| meta.file_type().is_char_device() && meta.rdev() == null.rdev());
+    if null && mode == OFlags::RDWR {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "stdin is closed"));
     }
     Ok(())
 }

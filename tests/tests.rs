@@ -13,6 +13,10 @@ mod cli;
 // Peers that flood, reset or hang up at the wrong moment.
 mod hostile;
 
+// Hang-ups behind unread lines, resets after data, peers that never read,
+// keepalive, a huge line's memory, and local failures.
+mod connection;
+
 // The real nc, ncat, socat and telnet on either side.
 mod interop;
 
