@@ -349,6 +349,72 @@ mod tests {
         assert_eq!(host_port("example.org", 2000), "example.org:2000");
     }
 
+    #[cfg(unix)]
+    /// A connected pair on loopback: ours as a `Connection`, and the peer's
+    /// plain socket.
+    fn pair(send_timeout: Duration) -> (Connection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = smol::block_on(TcpStream::connect(addr)).unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        (Connection::new(stream, send_timeout).unwrap(), peer)
+    }
+
+    #[cfg(unix)]
+    /// Waits until the peer's data and FIN or reset have arrived.
+    fn readable(wire: &Connection) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !hung_up(wire.socket.get_ref()) {
+            assert!(Instant::now() < deadline, "the hang-up never arrived");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_fin_behind_unread_data_is_a_hang_up() {
+        let (wire, mut peer) = pair(Duration::from_secs(5));
+        std::io::Write::write_all(&mut peer, b"unread\n").unwrap();
+        assert!(!wire.hung_up(), "data alone is no hang-up");
+        peer.shutdown(Shutdown::Write).unwrap();
+        readable(&wire);
+        // Nothing was read away: the data, then the end.
+        let mut buf = [0u8; 16];
+        let mut reader = wire.clone();
+        assert_eq!(smol::block_on(reader.read(&mut buf)).unwrap(), 7);
+        assert_eq!(smol::block_on(reader.read(&mut buf)).unwrap(), 0);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_reset_after_data_stays_an_error_for_the_read() {
+        let (wire, mut peer) = pair(Duration::from_secs(5));
+        std::io::Write::write_all(&mut peer, b"unread\n").unwrap();
+        rustix::net::sockopt::set_socket_linger(&peer, Some(Duration::ZERO)).unwrap();
+        drop(peer);
+        readable(&wire);
+        assert!(wire.hung_up(), "the check took the reset away");
+        let mut buf = [0u8; 16];
+        let mut reader = wire.clone();
+        assert_eq!(smol::block_on(reader.read(&mut buf)).unwrap(), 7);
+        let err = smol::block_on(reader.read(&mut buf)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_blocking_send_that_makes_no_progress_times_out() {
+        let (wire, _peer) = pair(Duration::from_millis(200));
+        wire.allow_blocking(true).unwrap();
+        // Far more than the socket buffers hold; the peer never reads.
+        let big = vec![b'x'; 64 << 20];
+        let mut writer = wire.clone();
+        let err = smol::block_on(futures_lite::io::AsyncWriteExt::write_all(&mut writer, &big))
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "timed out, the peer read nothing for 0.2 s");
+    }
+
     #[test]
     fn refused_connect_names_the_address() {
         // Bind then drop a listener, so the port is very likely closed.

@@ -423,3 +423,129 @@ fn peer_bytes_reach_the_screen_unchanged_for_escaping_there() {
     assert_eq!(ending.unwrap(), Ending::PeerLeft);
     assert_eq!(messages(&screen), ["\x1b[2J\u{fffd}"]);
 }
+
+/// A peer stream whose FIN the test can make visible ahead of the bytes
+/// still in the pipe, as `poll(2)` with `POLLRDHUP` shows a real socket's.
+struct Watched {
+    bytes: piper::Reader,
+    fin: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.bytes).poll_read(cx, buf)
+    }
+}
+
+impl PeerSocket for Watched {
+    fn allow_blocking(&self, _: bool) -> io::Result<()> {
+        Ok(())
+    }
+    fn hung_up(&self) -> bool {
+        self.fin.get()
+    }
+}
+
+/// Runs a server session against a peer whose FIN is already visible when
+/// the session starts, with `said` waiting in the pipe ahead of it.
+fn server_after_fin(
+    keys: &mut Keys,
+    screen: &mut Recorder,
+    said: &'static [u8],
+) -> (Result<Ending, Failure>, Vec<u8>) {
+    let (from_peer, mut peer_out) = piper::pipe(PIPE);
+    let (mut peer_in, mut to_peer) = piper::pipe(1024);
+    let fin = std::rc::Rc::new(std::cell::Cell::new(true));
+    let mut peer = Framer::new(Watched { bytes: from_peer, fin }, 20);
+    smol::block_on(async {
+        let session = async {
+            let ending = Session { peer: &mut peer, to_peer: &mut to_peer, keys }
+                .run(Role::Server, Settings::default(), screen)
+                .await;
+            drop(to_peer);
+            ending
+        };
+        let script = async move {
+            let _ = peer_out.write_all(said).await;
+            drop(peer_out);
+            let mut got = Vec::new();
+            let _ = futures_lite::io::AsyncReadExt::read_to_end(&mut peer_in, &mut got).await;
+            got
+        };
+        future::zip(session, script).await
+    })
+}
+
+#[test]
+fn a_fin_behind_unread_lines_keeps_the_typed_ahead_line_for_the_next_session() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "kept\n");
+    let mut screen = Recorder::default();
+    let (ending, got) = server_after_fin(&mut keys, &mut screen, b"q\nmore\nlast\n");
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(String::from_utf8_lossy(&got), "", "a line went to a peer that had left");
+    // Every line sent before the FIN is shown, in order.
+    assert_eq!(messages(&screen), ["q", "more", "last"]);
+    // The line waits for the next session.
+    let mut screen = Recorder::default();
+    let next =
+        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.say(b"hello\n").await;
+            p.expect("kept").await;
+            p.hang_up();
+        });
+    assert_eq!(next.unwrap(), Ending::PeerLeft);
+}
+
+#[test]
+fn a_hang_up_behind_a_full_buffer_is_seen_while_the_keyboard_is_silent() {
+    let (mut keys, _kb) = keyboard(20);
+    let mut screen = Recorder::default();
+    // Far more than the 23 bytes the peer's framer holds, so that reading
+    // ahead stops with the FIN still behind the lines.
+    let said = b"q\nout of turn 01\nout of turn 02\nout of turn 03\nout of turn 04\n";
+    let (ending, got) = server_after_fin(&mut keys, &mut screen, said);
+    assert_eq!(ending.unwrap(), Ending::PeerLeft);
+    assert_eq!(got, b"");
+    assert_eq!(
+        messages(&screen),
+        ["q", "out of turn 01", "out of turn 02", "out of turn 03", "out of turn 04"]
+    );
+}
+
+#[test]
+fn a_send_that_makes_no_progress_times_out() {
+    let (mut keys, mut kb) = keyboard(20);
+    type_in(&mut kb, "nobody reads it\n");
+    let mut screen = Recorder::default();
+    let settings = Settings { idle_timeout: Some(Duration::from_millis(50)) };
+    // The peer speaks once and then neither reads nor hangs up.
+    let (_hold, ending) = {
+        let (from_peer, mut peer_out) = piper::pipe(PIPE);
+        let (peer_in, mut to_peer) = piper::pipe(PIPE);
+        block_on(peer_out.write_all(b"q\n")).unwrap();
+        let mut peer = Framer::new(from_peer, 20);
+        let ending = smol::block_on(
+            Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys }.run(
+                Role::Server,
+                settings,
+                &mut screen,
+            ),
+        );
+        ((peer_out, peer_in), ending)
+    };
+    let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(e.to_string(), "timed out, the peer read nothing for 0.05 s");
+}
+
+#[test]
+fn sends_are_bounded_by_30_seconds_without_an_idle_timeout() {
+    assert_eq!(Settings::default().send_timeout(), Duration::from_secs(30));
+    let set = Settings { idle_timeout: Some(Duration::from_secs(3)) };
+    assert_eq!(set.send_timeout(), Duration::from_secs(3));
+}
