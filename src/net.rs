@@ -404,13 +404,22 @@ mod tests {
     #[test]
     #[cfg(unix)]
     fn a_blocking_send_that_makes_no_progress_times_out() {
-        let (wire, _peer) = pair(Duration::from_millis(200));
-        wire.allow_blocking(true).unwrap();
-        // Far more than the socket buffers hold; the peer never reads.
-        let big = vec![b'x'; 64 << 20];
-        let mut writer = wire.clone();
-        let err = smol::block_on(futures_lite::io::AsyncWriteExt::write_all(&mut writer, &big))
-            .unwrap_err();
+        // A blocked write cannot be raced in the reactor: it runs on a
+        // thread of its own, and the test waits for it with a deadline.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (wire, peer) = pair(Duration::from_millis(200));
+            wire.allow_blocking(true).unwrap();
+            // Far more than the socket buffers hold; the peer never reads.
+            let big = vec![b'x'; 64 << 20];
+            let mut writer = wire.clone();
+            let sent =
+                smol::block_on(futures_lite::io::AsyncWriteExt::write_all(&mut writer, &big));
+            let _ = tx.send(sent);
+            drop(peer);
+        });
+        let sent = rx.recv_timeout(Duration::from_secs(20)).expect("the send never ended");
+        let err = sent.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert_eq!(err.to_string(), "timed out, the peer read nothing for 0.2 s");
     }

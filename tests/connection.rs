@@ -92,8 +92,12 @@ fn out_of_turn_lines(count: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------
 // Hang-ups behind unread lines.
 
-#[test]
-fn a_hang_up_behind_a_full_buffer_is_seen_and_every_line_is_shown() {
+/// The server sends an answer, then 1.25 MB of lines out of turn (more than
+/// the client's 1 MiB buffer holds), then closes cleanly, and reads on.
+/// With `typed`, a line is typed once the FIN has reached the client, in
+/// whatever part of its turn it is. The client must show every line, say
+/// the server left, send nothing, and exit 0.
+fn hang_up_behind_a_full_buffer(typed: Option<&[u8]>) {
     let (listener, port) = raw_listener();
     let mut client = Proc::client(port);
     let mut server = raw_accept(&listener);
@@ -101,8 +105,6 @@ fn a_hang_up_behind_a_full_buffer_is_seen_and_every_line_is_shown() {
     client.send(b"hello\n");
     assert_eq!(raw_line(&mut server), b"hello\n");
 
-    // An answer, then 1.25 MB of lines out of turn (more than the client's
-    // 1 MiB buffer holds), then a clean close; the server reads on.
     let mut sent = b"answer\n".to_vec();
     sent.extend(out_of_turn_lines(1_250_000 / 20));
     let (done_tx, done) = mpsc::channel();
@@ -116,10 +118,10 @@ fn a_hang_up_behind_a_full_buffer_is_seen_and_every_line_is_shown() {
         })
     };
     let closed_at = done.recv_timeout(DEADLINE).expect("the server never got its lines out");
-    wait_close_wait(client_port, port);
-    // Typed after the FIN reached the client, in whatever part of the
-    // turn it is: never sent.
-    client.send(b"typed after the end\n");
+    if let Some(typed) = typed {
+        wait_close_wait(client_port, port);
+        client.send(typed);
+    }
 
     let left = client.stderr_line_containing(" left");
     let noticed = closed_at.elapsed();
@@ -133,6 +135,16 @@ fn a_hang_up_behind_a_full_buffer_is_seen_and_every_line_is_shown() {
     server.read_to_end(&mut after).unwrap();
     assert_eq!(String::from_utf8_lossy(&after), "", "a line went into a closed connection");
     eprintln!("hang-up behind a full buffer reported {noticed:?} after the close");
+}
+
+#[test]
+fn a_hang_up_behind_a_full_buffer_is_seen_while_the_keyboard_is_silent() {
+    hang_up_behind_a_full_buffer(None);
+}
+
+#[test]
+fn a_line_typed_after_a_hang_up_behind_a_full_buffer_is_not_sent() {
+    hang_up_behind_a_full_buffer(Some(b"typed after the end\n"));
 }
 
 #[test]

@@ -476,7 +476,12 @@ fn server_after_fin(
             let _ = futures_lite::io::AsyncReadExt::read_to_end(&mut peer_in, &mut got).await;
             got
         };
-        future::zip(session, script).await
+        future::zip(session, script)
+            .or(async {
+                smol::Timer::after(Duration::from_secs(20)).await;
+                panic!("the session never ended");
+            })
+            .await
     })
 }
 
@@ -529,13 +534,12 @@ fn a_send_that_makes_no_progress_times_out() {
         let (peer_in, mut to_peer) = piper::pipe(PIPE);
         block_on(peer_out.write_all(b"q\n")).unwrap();
         let mut peer = Framer::new(from_peer, 20);
-        let ending = smol::block_on(
-            Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys }.run(
-                Role::Server,
-                settings,
-                &mut screen,
-            ),
-        );
+        let mut session = Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys };
+        let session = session.run(Role::Server, settings, &mut screen);
+        let ending = smol::block_on(session.or(async {
+            smol::Timer::after(Duration::from_secs(20)).await;
+            panic!("the send was never given up");
+        }));
         ((peer_out, peer_in), ending)
     };
     let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
