@@ -38,7 +38,27 @@ impl Screen for Recorder {
     }
 }
 
-type Keys = Framer<piper::Reader>;
+type Keys = Framer<TypedAhead>;
+
+/// The keyboard pipe, without piper's random yields (one read in a hundred
+/// is `Pending` although bytes wait): a line typed ahead must be there at
+/// once, as the real keyboard's read-ahead makes it.
+struct TypedAhead(piper::Reader);
+
+impl AsyncRead for TypedAhead {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        loop {
+            match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+                std::task::Poll::Pending if !self.0.is_empty() => continue,
+                polled => return polled,
+            }
+        }
+    }
+}
 
 impl PeerSocket for piper::Reader {
     fn allow_blocking(&self, _: bool) -> io::Result<()> {
@@ -49,7 +69,7 @@ impl PeerSocket for piper::Reader {
 /// A keyboard whose input the test writes.
 fn keyboard(max_line: usize) -> (Keys, piper::Writer) {
     let (r, w) = piper::pipe(KEYBOARD_PIPE);
-    (Framer::new(r, max_line), w)
+    (Framer::new(TypedAhead(r), max_line), w)
 }
 
 /// The far end of a connection, driven by the test.
