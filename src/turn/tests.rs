@@ -122,7 +122,11 @@ where
             drop((writer, peer_lines));
             ending
         };
-        let (ending, ()) = future::zip(session, script(peer)).await;
+        let deadline = async {
+            smol::Timer::after(Duration::from_secs(20)).await;
+            panic!("the session never ended");
+        };
+        let (ending, ()) = future::zip(session, script(peer)).or(deadline).await;
         ending
     })
 }
