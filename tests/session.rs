@@ -681,26 +681,63 @@ fn a_server_that_vanishes_mid_answer_wait_is_not_an_error_for_the_client() {
 // ---------------------------------------------------------------------------
 // Found in review.
 
+/// Waits until the kernel on the other side has taken the FIN that the
+/// connection from local port `from` to `to` sent: the sender is then in
+/// FIN_WAIT2 (state 05 in /proc/net/tcp), its FIN acknowledged.
+fn wait_until_fin_is_acknowledged(from: u16, to: u16) {
+    let (local, remote) = (format!(":{from:04X}"), format!(":{to:04X}"));
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+        let acknowledged = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3
+                && fields[1].ends_with(&local)
+                && fields[2].ends_with(&remote)
+                && fields[3] == "05"
+        });
+        if acknowledged {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the FIN from port {from} was never acknowledged");
+        // Polling a state, as util's wait_for polls an exit.
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A server whose answers are typed ahead (a regular file, read whole at
+/// the first read: `x`, then `a1`, `a2`), busy with a first client A that
+/// has had its answer `x`, so that the next client queues up behind it.
+fn server_busy_with_answers_typed_ahead() -> (Proc, u16, TcpStream) {
+    let answers = TempFile::new("typed-ahead", b"x\na1\na2\n");
+    let mut server = with_file_stdin("server --bind 127.0.0.1 0", &answers);
+    let line = server.stderr_line_containing("listening on ");
+    let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let mut a = raw_connect(port);
+    a.write_all(b"qa\n").unwrap();
+    assert_eq!(raw_line(&mut a), b"x\n");
+    (server, port, a)
+}
+
 #[test]
 fn a_line_typed_ahead_is_kept_when_the_peer_has_already_left() {
-    // The server's answers are all typed ahead. The first client sends its
-    // questions and its FIN at once; whichever turn the server sees the FIN
-    // at, that turn is abandoned and its answer stays for the next client.
-    // So what the two clients get, in order, is the answers with none lost.
-    let (mut server, port) = Proc::server(&[]);
-    server.send(b"a1\na2\na3\n");
-    let mut first = raw_connect(port);
-    first.write_all(b"q1\nq2\n").unwrap();
-    first.shutdown(std::net::Shutdown::Write).unwrap();
-    let mut got = raw_rest(&mut first).unwrap();
-    server.stderr_line_containing(" left");
+    // B queues up behind A, asks, and half-closes; its FIN is in the
+    // server's kernel before the server accepts it. At B's turn the server
+    // must see that B has left and keep `a1` for the next client.
+    let (mut server, port, a) = server_busy_with_answers_typed_ahead();
+    let mut b = raw_connect(port);
+    let b_port = b.local_addr().unwrap().port();
+    b.write_all(b"q1\n").unwrap();
+    b.shutdown(std::net::Shutdown::Write).unwrap();
+    wait_until_fin_is_acknowledged(b_port, port);
+    drop(a);
 
-    let mut second = raw_connect(port);
-    second.write_all(b"q3\n").unwrap();
-    got.extend(raw_line(&mut second));
-    let got = String::from_utf8(got).unwrap();
-    assert!("a1\na2\na3\n".starts_with(&got), "answers lost or reordered: {got:?}");
-    assert!(got.len() <= 6, "the first client got an answer after its FIN: {got:?}");
+    assert_eq!(raw_rest(&mut b).unwrap(), b"", "an answer was sent after the FIN");
+    server.stderr_line_containing(&format!("127.0.0.1:{b_port} left"));
+    let mut c = raw_connect(port);
+    c.write_all(b"q3\n").unwrap();
+    assert_eq!(raw_line(&mut c), b"a1\n", "the answer typed ahead for B was lost");
+    assert_eq!(server.stdout(), "qa\nq1\nq3\n");
 }
 
 #[test]
@@ -730,21 +767,21 @@ fn a_server_with_answers_left_serves_then_exits_when_they_run_out() {
 
 #[test]
 fn answers_typed_ahead_are_not_thrown_at_a_peer_that_closed() {
-    // A full close this time: an answer written after the FIN is lost (the
-    // peer's kernel answers it with a reset). The server must see the FIN at
-    // its turn and keep the answer; at worst the turn right after the close
-    // raced the FIN, never the one after that.
-    let (mut server, port) = Proc::server(&[]);
-    server.send(b"a1\na2\na3\n");
-    let mut first = raw_connect(port);
-    first.write_all(b"q1\nq2\n").unwrap();
-    drop(first);
-    server.stderr_line_containing(" left");
+    // A full close this time: an answer written after it would be lost (the
+    // peer's kernel answers it with a reset), so the next client would get
+    // `a2` instead of `a1`.
+    let (mut server, port, a) = server_busy_with_answers_typed_ahead();
+    let mut b = raw_connect(port);
+    let b_port = b.local_addr().unwrap().port();
+    b.write_all(b"q1\n").unwrap();
+    drop(b);
+    wait_until_fin_is_acknowledged(b_port, port);
+    drop(a);
 
-    let mut second = raw_connect(port);
-    second.write_all(b"q3\n").unwrap();
-    let line = raw_line(&mut second);
-    assert!(line == b"a1\n" || line == b"a2\n", "answers were lost: got {line:?}");
+    server.stderr_line_containing(&format!("127.0.0.1:{b_port} left"));
+    let mut c = raw_connect(port);
+    c.write_all(b"q3\n").unwrap();
+    assert_eq!(raw_line(&mut c), b"a1\n", "the answer typed ahead for B was lost");
 }
 
 #[test]
