@@ -175,7 +175,7 @@ const NC: &str = "nc.openbsd";
 
 #[test]
 fn nc_as_client_sends_lf_and_hangs_up() {
-    if !util::have(NC, "nc_as_client_sends_lf_and_hangs_up") {
+    if !util::have(NC) {
         return;
     }
     tool_client_hangs_up(NC, &["-N", "127.0.0.1", "PORT"], "\n");
@@ -183,7 +183,7 @@ fn nc_as_client_sends_lf_and_hangs_up() {
 
 #[test]
 fn nc_as_client_sends_crlf_until_server_exits() {
-    if !util::have(NC, "nc_as_client_sends_crlf_until_server_exits") {
+    if !util::have(NC) {
         return;
     }
     tool_client_until_server_exits(NC, &["-C", "-N", "127.0.0.1", "PORT"], "\n");
@@ -191,7 +191,7 @@ fn nc_as_client_sends_crlf_until_server_exits() {
 
 #[test]
 fn nc_as_server_answers_and_hangs_up() {
-    if !util::have(NC, "nc_as_server_answers_and_hangs_up") {
+    if !util::have(NC) {
         return;
     }
     // -n keeps the address numeric in the "Listening on 127.0.0.1 PORT" line.
@@ -202,7 +202,7 @@ fn nc_as_server_answers_and_hangs_up() {
 
 #[test]
 fn ncat_as_client_sends_lf_and_hangs_up() {
-    if !util::have("ncat", "ncat_as_client_sends_lf_and_hangs_up") {
+    if !util::have("ncat") {
         return;
     }
     tool_client_hangs_up("ncat", &["127.0.0.1", "PORT"], "\n");
@@ -210,7 +210,7 @@ fn ncat_as_client_sends_lf_and_hangs_up() {
 
 #[test]
 fn ncat_as_client_sends_crlf_until_server_exits() {
-    if !util::have("ncat", "ncat_as_client_sends_crlf_until_server_exits") {
+    if !util::have("ncat") {
         return;
     }
     tool_client_until_server_exits("ncat", &["-C", "127.0.0.1", "PORT"], "\n");
@@ -218,7 +218,7 @@ fn ncat_as_client_sends_crlf_until_server_exits() {
 
 #[test]
 fn ncat_as_server_answers_and_hangs_up() {
-    if !util::have("ncat", "ncat_as_server_answers_and_hangs_up") {
+    if !util::have("ncat") {
         return;
     }
     tool_server_hangs_up("ncat", &["-v", "-l", "127.0.0.1", "PORT"], "Ncat: Listening on ");
@@ -230,7 +230,7 @@ fn ncat_as_server_answers_and_hangs_up() {
 
 #[test]
 fn socat_as_client_sends_lf_and_hangs_up() {
-    if !util::have("socat", "socat_as_client_sends_lf_and_hangs_up") {
+    if !util::have("socat") {
         return;
     }
     tool_client_hangs_up("socat", &["STDIO", "TCP:127.0.0.1:PORT"], "\n");
@@ -238,7 +238,7 @@ fn socat_as_client_sends_lf_and_hangs_up() {
 
 #[test]
 fn socat_as_client_sends_crlf_until_server_exits() {
-    if !util::have("socat", "socat_as_client_sends_crlf_until_server_exits") {
+    if !util::have("socat") {
         return;
     }
     tool_client_until_server_exits("socat", &["STDIO", "TCP:127.0.0.1:PORT"], "\r\n");
@@ -246,7 +246,7 @@ fn socat_as_client_sends_crlf_until_server_exits() {
 
 #[test]
 fn socat_as_server_answers_and_hangs_up() {
-    if !util::have("socat", "socat_as_server_answers_and_hangs_up") {
+    if !util::have("socat") {
         return;
     }
     tool_server_hangs_up(
@@ -262,7 +262,7 @@ fn socat_as_server_answers_and_hangs_up() {
 
 #[test]
 fn telnet_as_client_sends_crlf() {
-    if !util::have("telnet", "telnet_as_client_sends_crlf") {
+    if !util::have("telnet") {
         return;
     }
     let (mut server, port) = server();

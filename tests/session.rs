@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{smolchat, Proc, DEADLINE};
+use crate::util::{self, smolchat, Proc, DEADLINE};
 
 // ---------------------------------------------------------------------------
 // Raw peers, shared with the hostile tests: a std socket on the other side
@@ -635,8 +635,7 @@ fn a_slow_but_steady_client_is_not_dropped() {
 #[test]
 fn ipv6_loopback_works_with_and_without_brackets() {
     if let Err(e) = TcpListener::bind("[::1]:0") {
-        eprintln!("SKIPPED ipv6_loopback_works_with_and_without_brackets: cannot bind ::1: {e}");
-        return;
+        return util::skip(&format!("cannot bind ::1: {e}"));
     }
     let mut server = Proc::smolchat(&["server", "--bind", "::1", "0"]);
     let line = server.stderr_line_containing("listening on ");
@@ -786,11 +785,8 @@ fn answers_typed_ahead_are_not_thrown_at_a_peer_that_closed() {
 
 #[test]
 fn an_ipv4_client_of_a_dual_stack_server_is_named_plainly() {
-    if TcpListener::bind("[::]:0").is_err() {
-        eprintln!(
-            "SKIPPED session::an_ipv4_client_of_a_dual_stack_server_is_named_plainly: no IPv6"
-        );
-        return;
+    if let Err(e) = TcpListener::bind("[::]:0") {
+        return util::skip(&format!("cannot bind ::: {e}"));
     }
     let (mut server, port) = Proc::server(&["--bind", "::"]);
     let _client = raw_connect(port);

@@ -222,8 +222,8 @@ impl Peer {
 }
 
 /// Whether `setsid` is here to give the child a controlling terminal.
-fn ready(test: &str) -> bool {
-    util::have("setsid", test)
+fn ready() -> bool {
+    util::have("setsid")
 }
 
 /// Runs one exchange at a terminal with `env` and returns what was shown up
@@ -257,7 +257,7 @@ fn exchange(env: &[(&str, &str)], label: &[u8]) -> Vec<u8> {
 
 #[test]
 fn prompt_and_coloured_label() {
-    if !ready("terminal::prompt_and_coloured_label") {
+    if !ready() {
         return;
     }
     exchange(&[], COLOURED);
@@ -265,7 +265,7 @@ fn prompt_and_coloured_label() {
 
 #[test]
 fn empty_no_color_still_colours() {
-    if !ready("terminal::empty_no_color_still_colours") {
+    if !ready() {
         return;
     }
     exchange(&[("NO_COLOR", "")], COLOURED);
@@ -273,7 +273,7 @@ fn empty_no_color_still_colours() {
 
 #[test]
 fn no_color_gives_a_plain_label() {
-    if !ready("terminal::no_color_gives_a_plain_label") {
+    if !ready() {
         return;
     }
     let shown = exchange(&[("NO_COLOR", "1")], b"peer> ");
@@ -282,7 +282,7 @@ fn no_color_gives_a_plain_label() {
 
 #[test]
 fn dumb_terminal_gives_a_plain_label() {
-    if !ready("terminal::dumb_terminal_gives_a_plain_label") {
+    if !ready() {
         return;
     }
     let shown = exchange(&[("TERM", "dumb")], b"peer> ");
@@ -291,7 +291,7 @@ fn dumb_terminal_gives_a_plain_label() {
 
 #[test]
 fn peer_escape_sequences_are_shown_escaped() {
-    if !ready("terminal::peer_escape_sequences_are_shown_escaped") {
+    if !ready() {
         return;
     }
     let (mut term, mut peer) = client_at_prompt(&[]);
@@ -320,7 +320,7 @@ fn peer_escape_sequences_are_shown_escaped() {
 
 #[test]
 fn ctrl_d_after_a_turn_ends_the_session() {
-    if !ready("terminal::ctrl_d_after_a_turn_ends_the_session") {
+    if !ready() {
         return;
     }
     let (mut term, mut peer) = client_at_prompt(&[]);
@@ -345,7 +345,7 @@ fn assert_interrupted(status: ExitStatus) {
 
 #[test]
 fn ctrl_c_at_the_prompt_ends_the_program() {
-    if !ready("terminal::ctrl_c_at_the_prompt_ends_the_program") {
+    if !ready() {
         return;
     }
     let (mut term, mut peer) = client_at_prompt(&[]);
@@ -357,7 +357,7 @@ fn ctrl_c_at_the_prompt_ends_the_program() {
 
 #[test]
 fn ctrl_c_while_waiting_for_the_peer_ends_the_program() {
-    if !ready("terminal::ctrl_c_while_waiting_for_the_peer_ends_the_program") {
+    if !ready() {
         return;
     }
     let (mut term, mut peer) = client_at_prompt(&[]);
@@ -369,8 +369,8 @@ fn ctrl_c_while_waiting_for_the_peer_ends_the_program() {
 
 /// `smolchat server` on a terminal with a raw client connected; returns the
 /// terminal and the client once the server has taken one turn at its prompt.
-fn server_after_a_turn(test: &str) -> Option<(Term, Peer)> {
-    if !ready(test) {
+fn server_after_a_turn() -> Option<(Term, Peer)> {
+    if !ready() {
         return None;
     }
     let mut term = Term::start(&["server", "--bind", "127.0.0.1", "0"], &[]);
@@ -399,8 +399,7 @@ fn server_after_a_turn(test: &str) -> Option<(Term, Peer)> {
 
 #[test]
 fn server_at_a_terminal_labels_and_prompts() {
-    let test = "terminal::server_at_a_terminal_labels_and_prompts";
-    let Some((mut term, mut peer)) = server_after_a_turn(test) else { return };
+    let Some((mut term, mut peer)) = server_after_a_turn() else { return };
     term.type_keys(b"EXIT\r");
     term.expect(b"smolchat: closed the connection to 127.0.0.1:");
     assert_eq!(peer.line(), b"", "the server closed the connection");
@@ -408,8 +407,7 @@ fn server_at_a_terminal_labels_and_prompts() {
 
 #[test]
 fn ctrl_d_at_the_server_prompt_ends_the_program() {
-    let test = "terminal::ctrl_d_at_the_server_prompt_ends_the_program";
-    let Some((mut term, mut peer)) = server_after_a_turn(test) else { return };
+    let Some((mut term, mut peer)) = server_after_a_turn() else { return };
     // Ctrl-D on an empty line ends the keyboard, and with it the server.
     term.type_keys(b"\x04");
     assert_eq!(term.wait().code(), Some(0), "Ctrl-D at the server's prompt");

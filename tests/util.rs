@@ -20,13 +20,33 @@ pub fn smolchat() -> Command {
     cmd
 }
 
-/// Whether an external tool is installed; prints a skip notice when not.
-pub fn have(tool: &str, test: &str) -> bool {
+/// Whether this run is CI (`CI=true`), where a test that cannot run fails.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| v == "true" || v == "1")
+}
+
+/// Gives up on the running test, which cannot run here because of `why`.
+///
+/// In CI that fails the test. Elsewhere the skip is written to stderr
+/// directly: libtest captures only `print!` and `eprint!`, so the line shows
+/// in the normal `cargo test` output, next to the test's `ok`.
+pub fn skip(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    if in_ci() {
+        panic!("{test} cannot run here: {why}; CI=true, so this is a failure");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// Whether an external tool is on the PATH; a test that needs a missing one
+/// is skipped (see [`skip`]).
+pub fn have(tool: &str) -> bool {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
         .unwrap_or(false);
     if !found {
-        eprintln!("SKIPPED {test}: `{tool}` is not installed");
+        skip(&format!("`{tool}` is not installed"));
     }
     found
 }
