@@ -241,3 +241,16 @@ fn help_on_a_full_disk_is_an_error() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err, "smolchat: error: cannot write to stdout: no space left on device\n");
 }
+
+#[test]
+fn the_client_tries_the_next_address_when_one_refuses() {
+    // Which address a name resolves to first is up to the resolver, so the
+    // addresses are given in order: a closed port, then a listener.
+    let refused = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap();
+    let timeout = Duration::from_secs(5);
+    let stream = smol::block_on(smolchat::net::connect("localhost", 1, &[refused, open], timeout))
+        .unwrap_or_else(|e| panic!("the second address was not tried: {e}"));
+    assert_eq!(stream.peer_addr().unwrap(), open);
+}

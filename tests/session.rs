@@ -793,3 +793,88 @@ fn an_ipv4_client_of_a_dual_stack_server_is_named_plainly() {
     let line = server.stderr_line_containing(" connected");
     assert!(line.starts_with("smolchat: 127.0.0.1:"), "{line:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Closing.
+
+#[test]
+fn a_peer_that_keeps_writing_after_exit_sees_a_clean_end_of_stream() {
+    let (listener, port) = raw_listener();
+    // A small limit stops the client reading ahead after a line or so, so
+    // that what the peer sends out of turn waits unread in its kernel.
+    let mut client =
+        Proc::smolchat(&["client", "--max-line", "16", "127.0.0.1", &port.to_string()]);
+    let mut server = raw_accept(&listener);
+    client.send(b"hello\n");
+    assert_eq!(raw_line(&mut server), b"hello\n");
+    server.write_all(b"hi\n").unwrap();
+    assert_eq!(client.stdout_line(), "hi\n");
+    server.write_all(&b"one more thing\n".repeat(4000)).unwrap();
+
+    // The client's FIN comes first, while it still reads: the end of the
+    // stream reaches the peer at once, not after the linger.
+    client.send(b"EXIT\n");
+    assert_eq!(raw_rest(&mut server).unwrap(), b"", "a clean end of stream");
+    // Unread data, and what the peer still sends, is read and dropped, so
+    // the close never turns into a reset; the client ends once the peer
+    // closes too.
+    server.write_all(b"and another\n").unwrap();
+    server.shutdown(std::net::Shutdown::Write).expect("the client is still there to read");
+    let (code, out, err) = client.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "hi\n");
+    assert_clean_stderr("client", &err);
+    let error = server.take_error().unwrap();
+    assert!(error.is_none(), "the client's close ended in a reset: {error:?}");
+}
+
+#[test]
+fn a_close_ends_even_when_the_peer_never_closes() {
+    let (listener, port) = raw_listener();
+    let mut client = Proc::client(port);
+    let mut server = raw_accept(&listener);
+    client.send(b"hello\n");
+    assert_eq!(raw_line(&mut server), b"hello\n");
+    server.write_all(b"hi\n").unwrap();
+    assert_eq!(client.stdout_line(), "hi\n");
+    client.send(b"EXIT\n");
+    assert_eq!(raw_rest(&mut server).unwrap(), b"");
+    // The peer keeps its side open: the linger bounds the wait.
+    let (code, _, err) = client.finish();
+    assert_eq!(code, Some(0), "{err}");
+    drop(server);
+}
+
+// ---------------------------------------------------------------------------
+// The listen queue.
+
+#[test]
+fn a_client_waiting_in_the_listen_queue_is_not_served_once_the_server_input_ends() {
+    let (mut server, port) = Proc::server(&["--bind", "127.0.0.1"]);
+    let mut first = connected_client(port);
+    first.send(b"first\n");
+    assert_eq!(server.stdout_line(), "first\n");
+    // The second connection completes in the kernel's listen queue while the
+    // server is at its turn with the first.
+    let mut second = raw_connect(port);
+    second.write_all(b"second\n").unwrap();
+
+    // No answer can ever be typed now: the server closes the first client
+    // and ends, without taking the second.
+    server.close_stdin();
+    let (code, out, err) = server.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "first\n", "the waiting client was served");
+    assert_eq!(err.matches(" connected\n").count(), 1, "{err}");
+    assert!(err.contains("smolchat: closed the connection to 127.0.0.1:"), "{err}");
+    assert_clean_stderr("server", &err);
+
+    let (code, _, err) = first.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.ends_with(&format!("smolchat: 127.0.0.1:{port} left\n")), "{err}");
+    // The kernel resets a connection nobody accepted; nothing was sent on it.
+    match raw_rest(&mut second) {
+        Ok(bytes) => assert_eq!(bytes, b"", "the waiting client got an answer"),
+        Err(e) => assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}"),
+    }
+}

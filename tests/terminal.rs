@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -31,6 +31,10 @@ struct Screen {
 struct Term {
     name: String,
     child: Child,
+    /// smolchat's stdin when it is a pipe instead of the terminal.
+    stdin: Option<ChildStdin>,
+    /// What smolchat wrote to stdout when it is a pipe, once it ended.
+    stdout: Option<thread::JoinHandle<Vec<u8>>>,
     /// The keyboard side of the terminal.
     keys: File,
     screen: Arc<(Mutex<Screen>, Condvar)>,
@@ -38,9 +42,22 @@ struct Term {
     cursor: usize,
 }
 
+/// Which of smolchat's stdin and stdout are the terminal; the others are
+/// pipes. Stderr is always the terminal.
+#[derive(Clone, Copy)]
+struct Streams {
+    stdin: bool,
+    stdout: bool,
+}
+
 impl Term {
     /// Starts `smolchat ARGS` on a new terminal with extra environment.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Term {
+        Term::start_with(args, env, Streams { stdin: true, stdout: true })
+    }
+
+    /// Starts `smolchat ARGS` with only `streams` on the terminal.
+    fn start_with(args: &[&str], env: &[(&str, &str)], streams: Streams) -> Term {
         let master =
             openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).expect("openpt");
         grantpt(&master).expect("grantpt");
@@ -60,19 +77,37 @@ impl Term {
         // is its stdin, so the line discipline turns ^C into SIGINT for it;
         // the test runner's child is no group leader, so setsid execs in
         // place and the child's pid is smolchat's.
+        // `--ctty` takes the terminal from stdin, so it needs stdin to be one.
         let mut cmd = Command::new("setsid");
-        cmd.args(["--wait", "--ctty", env!("CARGO_BIN_EXE_smolchat")])
+        cmd.args(if streams.stdin { &["--wait", "--ctty"][..] } else { &["--wait"] })
+            .arg(env!("CARGO_BIN_EXE_smolchat"))
             .args(args)
             .env_remove("NO_COLOR")
             .env("TERM", "xterm")
-            .stdin(slave.try_clone().expect("dup pty"))
-            .stdout(slave.try_clone().expect("dup pty"))
+            .stdin(if streams.stdin {
+                slave.try_clone().expect("dup pty").into()
+            } else {
+                Stdio::piped()
+            })
+            .stdout(if streams.stdout {
+                slave.try_clone().expect("dup pty").into()
+            } else {
+                Stdio::piped()
+            })
             .stderr(slave);
         for (key, value) in env {
             cmd.env(key, value);
         }
         let name = format!("{cmd:?}");
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(|mut out| {
+            thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = out.read_to_end(&mut bytes);
+                bytes
+            })
+        });
         // Only the child may hold the terminal's slave side now, so that the
         // master reads an end once the child is gone.
         drop(cmd);
@@ -98,7 +133,7 @@ impl Term {
                 changed.notify_all();
             }
         });
-        Term { name, child, keys, screen, cursor: 0 }
+        Term { name, child, stdin, stdout, keys, screen, cursor: 0 }
     }
 
     /// `smolchat client 127.0.0.1 PORT` on a terminal.
@@ -412,4 +447,76 @@ fn ctrl_d_at_the_server_prompt_ends_the_program() {
     term.type_keys(b"\x04");
     assert_eq!(term.wait().code(), Some(0), "Ctrl-D at the server's prompt");
     assert_eq!(peer.line(), b"", "the server closed the connection");
+}
+
+/// A client with only `streams` on the terminal, connected to a raw server,
+/// after it has sent `hello` (typed on whichever stdin it has) and shown
+/// the answer `hi`, and after its input ended.
+fn client_with(streams: Streams) -> Term {
+    let mut server = RawServer::new();
+    let port = server.port.to_string();
+    let mut term = Term::start_with(&["client", "127.0.0.1", &port], &[], streams);
+    let mut peer = server.accept();
+    if streams.stdin {
+        term.expect(b"you> ");
+        term.type_keys(b"hello\r");
+    } else {
+        term.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
+    }
+    assert_eq!(peer.line(), b"hello\n");
+    peer.send(b"hi\n");
+    if streams.stdin {
+        term.expect(b"you> ");
+        term.type_keys(b"\x04");
+    } else {
+        term.stdin = None;
+    }
+    assert_eq!(term.wait().code(), Some(0), "the end of input ends the client");
+    term
+}
+
+#[test]
+fn the_prompt_follows_stdin_not_stdout() {
+    if !ready() {
+        return;
+    }
+    // stdin a terminal, stdout a pipe: a prompt on the terminal, no label
+    // in the pipe.
+    let mut term = client_with(Streams { stdin: true, stdout: false });
+    let out = term.stdout.take().unwrap().join().unwrap();
+    assert_eq!(out, b"hi\n", "a label went into the pipe");
+
+    // stdin a pipe, stdout a terminal: the label, and no prompt.
+    let term = client_with(Streams { stdin: false, stdout: true });
+    let shown = term.shown();
+    let text = String::from_utf8_lossy(&shown);
+    assert!(find(&shown, &[COLOURED, b"hi\r\n"].concat()).is_some(), "no label: {text:?}");
+    assert!(find(&shown, b"you> ").is_none(), "a prompt with piped input: {text:?}");
+}
+
+#[test]
+fn the_prompt_line_is_ended_before_a_message() {
+    if !ready() {
+        return;
+    }
+    let (mut term, mut peer) = client_at_prompt(&[]);
+    term.type_keys(b"hello\r");
+    assert_eq!(peer.line(), b"hello\n");
+    peer.send(b"hi\n");
+    term.expect(b"you> ");
+    // The peer sends out of turn and leaves while the prompt is open: the
+    // line is shown, then the status, each on a line of its own.
+    peer.send(b"late\n");
+    let port = peer.writer.local_addr().unwrap().port();
+    drop(peer);
+    let left = format!("smolchat: 127.0.0.1:{port} left\r\n");
+    term.expect(left.as_bytes());
+    let shown = term.shown();
+    let prompt = shown.windows(5).rposition(|w| w == b"you> ").unwrap();
+    let want = [b"you> \r\n", COLOURED, b"late\r\n", left.as_bytes()].concat();
+    assert_eq!(
+        String::from_utf8_lossy(&shown[prompt..]),
+        String::from_utf8_lossy(&want),
+        "the open prompt's line was not ended first"
+    );
 }
