@@ -829,20 +829,24 @@ fn a_peer_that_keeps_writing_after_exit_sees_a_clean_end_of_stream() {
 }
 
 #[test]
-fn a_close_ends_even_when_the_peer_never_closes() {
+fn a_close_drains_unread_data_and_ends_even_when_the_peer_never_closes() {
     let (listener, port) = raw_listener();
-    let mut client = Proc::client(port);
+    let mut client =
+        Proc::smolchat(&["client", "--max-line", "16", "127.0.0.1", &port.to_string()]);
     let mut server = raw_accept(&listener);
     client.send(b"hello\n");
     assert_eq!(raw_line(&mut server), b"hello\n");
     server.write_all(b"hi\n").unwrap();
     assert_eq!(client.stdout_line(), "hi\n");
+    server.write_all(&b"one more thing\n".repeat(4000)).unwrap();
     client.send(b"EXIT\n");
     assert_eq!(raw_rest(&mut server).unwrap(), b"");
-    // The peer keeps its side open: the linger bounds the wait.
+    // The peer keeps its side open: the linger bounds the wait, and what was
+    // unread has been read by then, so the close is no reset.
     let (code, _, err) = client.finish();
     assert_eq!(code, Some(0), "{err}");
-    drop(server);
+    let error = server.take_error().unwrap();
+    assert!(error.is_none(), "the client's close ended in a reset: {error:?}");
 }
 
 // ---------------------------------------------------------------------------
