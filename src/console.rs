@@ -32,7 +32,9 @@ pub struct ConsoleStyle {
 impl ConsoleStyle {
     /// Reads the terminals and `NO_COLOR`/`TERM` of this process.
     pub fn detect() -> ConsoleStyle {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // A Windows console takes colour sequences only once asked to, which
+        // std cannot do without unsafe code: no colour there.
+        let no_color = cfg!(windows) || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let dumb = std::env::var_os("TERM").is_some_and(|v| v == "dumb");
         ConsoleStyle::from_facts(
             io::stdin().is_terminal(),

@@ -20,21 +20,23 @@ impl fmt::Display for Error {
 }
 
 /// Puts an I/O error into the words of the spec: lowercase, no OS error
-/// number, no Rust debug form.
+/// number, no Rust debug form. The kind comes first, as std maps each
+/// platform's codes to it; errno numbers are a fallback on Unix only.
 pub fn describe(error: &io::Error) -> String {
+    let os_or_bare = error.raw_os_error().is_some() || error.get_ref().is_none();
+    if let Some(words) = kind_words(error.kind()).filter(|_| os_or_bare) {
+        return words.to_string();
+    }
+    #[cfg(unix)]
     if let Some(words) = error.raw_os_error().and_then(errno_words) {
         return words.to_string();
     }
-    if let Some(words) = kind_words(error.kind()) {
-        if error.raw_os_error().is_some() || error.get_ref().is_none() {
-            return words.to_string();
-        }
-    }
-    // Our own messages, and resolver text such as "failed to lookup address
-    // information: Name or service not known": keep the reason, lowercased.
+    // Our own messages, resolver text such as "failed to lookup address
+    // information: Name or service not known", and OS messages without a
+    // kind: keep the reason, lowercased, without its number.
     let text = error.to_string();
     let text = text.rsplit(": ").next().unwrap_or(&text);
-    let text = text.split(" (os error").next().unwrap_or(text);
+    let text = text.split(" (os error").next().unwrap_or(text).trim_end_matches(['.', '\r', '\n']);
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
@@ -42,31 +44,7 @@ pub fn describe(error: &io::Error) -> String {
     }
 }
 
-/// The errors a chat meets, by Linux errno.
-fn errno_words(code: i32) -> Option<&'static str> {
-    Some(match code {
-        1 | 13 => "permission denied",
-        4 => "interrupted",
-        5 => "input/output error",
-        9 => "bad file descriptor",
-        12 => "out of memory",
-        23 | 24 => "too many open files",
-        28 => "no space left on device",
-        32 => "broken pipe",
-        98 => "address already in use",
-        99 => "address not available",
-        100 => "network is down",
-        101 => "network is unreachable",
-        103 => "connection aborted",
-        104 => "connection reset by peer",
-        110 => "timed out",
-        111 => "connection refused",
-        113 => "no route to host",
-        _ => return None,
-    })
-}
-
-/// The same words by kind, for errors that carry no errno.
+/// The words for the kinds of error a chat meets.
 fn kind_words(kind: io::ErrorKind) -> Option<&'static str> {
     use io::ErrorKind::*;
     Some(match kind {
@@ -77,10 +55,28 @@ fn kind_words(kind: io::ErrorKind) -> Option<&'static str> {
         NotConnected => "not connected",
         AddrInUse => "address already in use",
         AddrNotAvailable => "address not available",
+        NetworkDown => "network is down",
+        NetworkUnreachable => "network is unreachable",
+        HostUnreachable => "no route to host",
         BrokenPipe => "broken pipe",
         TimedOut => "timed out",
+        Interrupted => "interrupted",
+        OutOfMemory => "out of memory",
+        StorageFull => "no space left on device",
         UnexpectedEof => "unexpected end of stream",
         NotFound => "not found",
+        _ => return None,
+    })
+}
+
+/// Errors std has no kind for, by errno; these numbers are the same on
+/// Linux, macOS and the BSDs.
+#[cfg(unix)]
+fn errno_words(code: i32) -> Option<&'static str> {
+    Some(match code {
+        5 => "input/output error",
+        9 => "bad file descriptor",
+        23 | 24 => "too many open files",
         _ => return None,
     })
 }
@@ -90,7 +86,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn os_errors_read_as_words() {
+    #[cfg(target_os = "linux")]
+    fn linux_errors_read_as_words() {
         let cases = [
             (111, "connection refused"),
             (98, "address already in use"),
@@ -99,6 +96,9 @@ mod tests {
             (110, "timed out"),
             (101, "network is unreachable"),
             (113, "no route to host"),
+            (28, "no space left on device"),
+            (24, "too many open files"),
+            (5, "input/output error"),
         ];
         for (code, words) in cases {
             assert_eq!(describe(&io::Error::from_raw_os_error(code)), words);
@@ -114,8 +114,19 @@ mod tests {
 
     #[test]
     fn kinds_without_errno_read_as_words() {
-        assert_eq!(describe(&io::ErrorKind::TimedOut.into()), "timed out");
-        assert_eq!(describe(&io::ErrorKind::ConnectionReset.into()), "connection reset by peer");
+        // How an error reads on any platform, whatever its OS code.
+        let cases = [
+            (io::ErrorKind::TimedOut, "timed out"),
+            (io::ErrorKind::ConnectionReset, "connection reset by peer"),
+            (io::ErrorKind::ConnectionRefused, "connection refused"),
+            (io::ErrorKind::AddrInUse, "address already in use"),
+            (io::ErrorKind::NetworkUnreachable, "network is unreachable"),
+            (io::ErrorKind::HostUnreachable, "no route to host"),
+            (io::ErrorKind::StorageFull, "no space left on device"),
+        ];
+        for (kind, words) in cases {
+            assert_eq!(describe(&kind.into()), words);
+        }
     }
 
     #[test]
@@ -137,7 +148,7 @@ mod tests {
     fn error_display_is_what_then_why() {
         let e = Error {
             what: "cannot connect to h:1".into(),
-            error: io::Error::from_raw_os_error(111),
+            error: io::ErrorKind::ConnectionRefused.into(),
         };
         assert_eq!(e.to_string(), "cannot connect to h:1: connection refused");
     }

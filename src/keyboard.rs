@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -27,14 +26,33 @@ pub enum Keyboard {
 impl Keyboard {
     /// Opens stdin, reading up to `read_ahead` bytes ahead when it is live.
     pub fn open(read_ahead: usize) -> Keyboard {
-        let file = io::stdin().as_fd().try_clone_to_owned().map(File::from);
-        match file {
-            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+        match stdin_as_file() {
+            Some(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
                 Keyboard::File(AssertAsync::new(file))
             }
             _ => Keyboard::Live(Unblock::with_capacity(read_ahead, StickyStdin::default())),
         }
     }
+}
+
+/// A second handle to stdin, to look at and perhaps read in place.
+#[cfg(unix)]
+fn stdin_as_file() -> Option<File> {
+    use std::os::fd::AsFd;
+    io::stdin().as_fd().try_clone_to_owned().ok().map(File::from)
+}
+
+/// A second handle to stdin, to look at and perhaps read in place.
+#[cfg(windows)]
+fn stdin_as_file() -> Option<File> {
+    use std::os::windows::io::AsHandle;
+    io::stdin().as_handle().try_clone_to_owned().ok().map(File::from)
+}
+
+/// Elsewhere stdin is always read on a thread.
+#[cfg(not(any(unix, windows)))]
+fn stdin_as_file() -> Option<File> {
+    None
 }
 
 impl AsyncRead for Keyboard {
