@@ -1,5 +1,5 @@
 //! An echo peer: a smolchat server that answers every message with the same
-//! text, built on smolchat's own framer, wire and session (`roles::talk`).
+//! text, built on smolchat's own framer, connection and session (`roles::talk`).
 //!
 //! Start it, then chat with it from a second terminal:
 //!
