@@ -169,9 +169,8 @@ pub const KEEPALIVE_PROBES: u32 = 5;
 
 /// A connected socket, as the turn loop reads and writes it.
 ///
-/// Every wait in the reactor costs five system calls besides the read
-/// itself (timerfd_settime, two epoll_ctl, epoll_pwait, an eventfd read),
-/// more than the whole round trip of a blocking chat. So while the peer is
+/// Every wait in the reactor costs more system calls than the whole round
+/// trip of a blocking chat (docs/footprint.md). So while the peer is
 /// the only thing to wait for, the socket is put in blocking mode and read
 /// plainly; it goes back to non-blocking before any race. The mode is
 /// switched only when it changes. A send in blocking mode is bounded by the
