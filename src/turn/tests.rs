@@ -400,13 +400,14 @@ fn a_silent_peer_is_dropped_after_the_idle_timeout() {
 fn the_idle_timeout_counts_silence_not_message_time() {
     let (mut keys, _kb) = keyboard(20);
     let mut screen = Recorder::default();
-    let settings = Settings { idle_timeout: Some(Duration::from_millis(300)) };
+    let settings = Settings { idle_timeout: Some(Duration::from_millis(600)) };
     let ending = chat(Role::Server, settings, &mut keys, &mut screen, |mut p| async move {
-        // Six bytes 100 ms apart: the line takes twice the timeout, yet
-        // the peer is never silent for as long as the timeout.
+        // Six bytes 150 ms apart: the line takes longer than the timeout,
+        // yet the peer is never silent for as long as the timeout (with
+        // 450 ms to spare on a busy machine).
         for byte in b"slow!\n" {
             p.say(&[*byte]).await;
-            smol::Timer::after(Duration::from_millis(100)).await;
+            smol::Timer::after(Duration::from_millis(150)).await;
         }
         p.hang_up();
     });
