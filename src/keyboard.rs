@@ -121,6 +121,7 @@ fn wait_readable() -> io::Result<()> {
 #[cfg(unix)]
 pub fn check_readable() -> io::Result<()> {
     use rustix::fs::{fcntl_getfl, OFlags};
+    use std::os::fd::AsFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let file = match io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => File::from(fd),
