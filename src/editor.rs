@@ -1,0 +1,447 @@
+//! The line editor: a pure state machine. Bytes from the keyboard go in,
+//! entered lines and the bytes that draw the input line come out; no
+//! terminal is touched here, so every key is tested in memory.
+//!
+//! The screen is a transcript that only grows, and below it an *area* that
+//! smolchat owns: the lines entered but waiting for their turn, then the
+//! prompt and the line being typed. Anything printed into the transcript
+//! clears the area first and draws it again after, so an arriving message
+//! never splits what is being typed.
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+
+use unicode_width::UnicodeWidthChar;
+
+use crate::keys::{Decoder, Key, SpecialChars};
+
+/// The prompt before the line being typed and before lines entered.
+pub const PROMPT: &str = "you> ";
+
+/// What the editor hands out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Enter was pressed.
+    Line {
+        /// The text, without a line ending.
+        text: String,
+        /// The session the line's first character was typed in.
+        owner: Option<u64>,
+        /// Characters past `max_line` bytes were dropped: the line is not to be sent.
+        too_long: bool,
+    },
+    /// The end-of-input key on an empty line.
+    Eof,
+    /// The interrupt key (Ctrl-C).
+    Interrupt,
+    /// The suspend key (Ctrl-Z).
+    Suspend,
+}
+
+/// How much of the area must be drawn again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Dirty {
+    /// The screen shows the state.
+    Clean,
+    /// Only text was added at the end, with the cursor there: write it.
+    Append,
+    /// The input line changed otherwise: draw it again.
+    Input,
+    /// The waiting lines changed, or nothing is drawn: draw everything.
+    All,
+}
+
+/// The line editor's state and what it has drawn.
+#[derive(Debug)]
+pub struct Editor {
+    decoder: Decoder,
+    text: String,
+    /// Byte offset of the cursor in `text`.
+    cursor: usize,
+    max_line: usize,
+    /// Characters were dropped because the line was over `max_line`.
+    overflow: bool,
+    /// The session in force now, and the one `text` was begun in.
+    session: Option<u64>,
+    owner: Option<u64>,
+    /// The prompt of a hidden line (a secret code), when one is read.
+    hidden: Option<String>,
+    /// Lines entered and waiting for their turn, shown above the input line.
+    queue: VecDeque<String>,
+    /// Columns of the terminal.
+    width: usize,
+    dirty: Dirty,
+    /// The area is on the screen.
+    shown: bool,
+    /// Rows from the top of the area to the cursor.
+    cursor_row: usize,
+    /// Rows of the waiting lines.
+    queue_rows: usize,
+    /// Bytes of `text` drawn, and where the drawn text ends in the input line.
+    drawn_len: usize,
+    end: (usize, usize),
+}
+
+impl Editor {
+    /// An editor for lines of up to `max_line` bytes on a terminal
+    /// `width` columns wide, with the terminal's special characters.
+    pub fn new(max_line: usize, width: usize, special: SpecialChars) -> Editor {
+        Editor {
+            decoder: Decoder::new(special),
+            text: String::new(),
+            cursor: 0,
+            max_line,
+            overflow: false,
+            session: None,
+            owner: None,
+            hidden: None,
+            queue: VecDeque::new(),
+            width: width.max(1),
+            dirty: Dirty::All,
+            shown: false,
+            cursor_row: 0,
+            queue_rows: 0,
+            drawn_len: 0,
+            end: (0, 0),
+        }
+    }
+
+    /// The line being typed.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The cursor, as a byte offset into [`Editor::text`].
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    /// Lines from now on belong to `session` (`None`: nobody is connected).
+    pub fn set_session(&mut self, session: Option<u64>) {
+        self.session = session;
+    }
+
+    /// The terminal is now `width` columns wide.
+    pub fn resize(&mut self, width: usize) {
+        self.width = width.max(1);
+        self.dirty = Dirty::All;
+    }
+
+    /// Reads the next line hidden behind `prompt` (`Some`), or goes back to
+    /// normal lines (`None`). The text typed meanwhile is never drawn.
+    pub fn set_hidden(&mut self, prompt: Option<&str>) {
+        self.hidden = prompt.map(str::to_owned);
+        self.dirty = Dirty::All;
+    }
+
+    /// Decodes `bytes` and applies the keys; what they produced is pushed on `events`.
+    pub fn feed(&mut self, bytes: &[u8], events: &mut Vec<Event>) {
+        let mut keys = Vec::new();
+        self.decoder.feed(bytes, |k| keys.push(k));
+        for key in keys {
+            if let Some(event) = self.key(key) {
+                events.push(event);
+            }
+        }
+    }
+
+    /// Applies one key.
+    pub fn key(&mut self, key: Key) -> Option<Event> {
+        match key {
+            Key::Char(c) => self.insert(c),
+            Key::Enter => {
+                let text = std::mem::take(&mut self.text);
+                let too_long = std::mem::take(&mut self.overflow);
+                self.cursor = 0;
+                self.touch(Dirty::Input);
+                return Some(Event::Line { text, owner: self.owner, too_long });
+            }
+            Key::Eof if self.text.is_empty() => return Some(Event::Eof),
+            Key::Eof | Key::Delete => {
+                if let Some(c) = self.text[self.cursor..].chars().next() {
+                    self.text.replace_range(self.cursor..self.cursor + c.len_utf8(), "");
+                    self.touch(Dirty::Input);
+                }
+            }
+            Key::Backspace => {
+                if let Some(c) = self.text[..self.cursor].chars().next_back() {
+                    self.cursor -= c.len_utf8();
+                    self.text.replace_range(self.cursor..self.cursor + c.len_utf8(), "");
+                    self.touch(Dirty::Input);
+                }
+            }
+            Key::KillLine => {
+                self.text.replace_range(..self.cursor, "");
+                self.cursor = 0;
+                self.touch(Dirty::Input);
+            }
+            Key::EraseWord => {
+                let before = &self.text[..self.cursor];
+                let word_end = before.trim_end_matches(' ').len();
+                let start = before[..word_end].rfind(' ').map_or(0, |i| i + 1);
+                self.text.replace_range(start..self.cursor, "");
+                self.cursor = start;
+                self.touch(Dirty::Input);
+            }
+            Key::Left => {
+                if let Some(c) = self.text[..self.cursor].chars().next_back() {
+                    self.cursor -= c.len_utf8();
+                    self.touch(Dirty::Input);
+                }
+            }
+            Key::Right => {
+                if let Some(c) = self.text[self.cursor..].chars().next() {
+                    self.cursor += c.len_utf8();
+                    self.touch(Dirty::Input);
+                }
+            }
+            Key::Home => {
+                self.cursor = 0;
+                self.touch(Dirty::Input);
+            }
+            Key::End => {
+                self.cursor = self.text.len();
+                self.touch(Dirty::Input);
+            }
+            Key::Interrupt => return Some(Event::Interrupt),
+            Key::Suspend => return Some(Event::Suspend),
+        }
+        None
+    }
+
+    fn insert(&mut self, c: char) {
+        if self.text.len() + c.len_utf8() > self.max_line {
+            self.overflow = true;
+            return;
+        }
+        if self.text.is_empty() {
+            // A line belongs to the session its first character was typed in.
+            self.owner = self.session;
+        }
+        let at_end = self.cursor == self.text.len();
+        self.text.insert(self.cursor, c);
+        self.cursor += c.len_utf8();
+        self.touch(if at_end { Dirty::Append } else { Dirty::Input });
+    }
+
+    fn touch(&mut self, dirty: Dirty) {
+        self.dirty = self.dirty.max(dirty);
+    }
+
+    /// Shows `line` above the input line, where it waits for its turn.
+    pub fn push_waiting(&mut self, line: String) {
+        self.queue.push_back(line);
+        self.dirty = Dirty::All;
+    }
+
+    /// Takes the oldest waiting line.
+    pub fn pop_waiting(&mut self) -> Option<String> {
+        let line = self.queue.pop_front()?;
+        self.dirty = Dirty::All;
+        Some(line)
+    }
+
+    /// Whether lines are waiting.
+    pub fn has_waiting(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Erases the area, leaving the cursor where its first row was.
+    pub fn clear(&mut self, out: &mut Vec<u8>) {
+        if self.shown {
+            out.push(b'\r');
+            if self.cursor_row > 0 {
+                let _ = write!(out, "\x1b[{}A", self.cursor_row);
+            }
+            out.extend_from_slice(b"\x1b[J");
+            self.shown = false;
+        }
+        self.dirty = Dirty::All;
+    }
+
+    /// Draws what changed since the last call.
+    pub fn render(&mut self, out: &mut Vec<u8>) {
+        match self.dirty {
+            Dirty::Clean => return,
+            Dirty::Append if self.shown && self.cursor == self.text.len() => {
+                if self.hidden.is_none() {
+                    let mut pos = self.end;
+                    put(out, &self.text[self.drawn_len..], &mut pos, self.width);
+                    self.end = wrap_pending(out, pos, self.width);
+                }
+                self.drawn_len = self.text.len();
+                self.cursor_row = self.queue_rows + self.end.0;
+            }
+            Dirty::Append | Dirty::Input if self.shown => {
+                // Back to the input line's first row, and draw it again.
+                out.push(b'\r');
+                let up = self.cursor_row - self.queue_rows;
+                if up > 0 {
+                    let _ = write!(out, "\x1b[{up}A");
+                }
+                out.extend_from_slice(b"\x1b[J");
+                self.draw_input(out);
+            }
+            _ => {
+                self.clear(out);
+                self.queue_rows = 0;
+                for line in &self.queue {
+                    let mut pos = (0, 0);
+                    put(out, PROMPT, &mut pos, self.width);
+                    put(out, line, &mut pos, self.width);
+                    out.push(b'\n');
+                    self.queue_rows += pos.0 + 1;
+                }
+                self.draw_input(out);
+            }
+        }
+        self.shown = true;
+        self.dirty = Dirty::Clean;
+    }
+
+    /// Draws the prompt and the input line from the start of its first row.
+    fn draw_input(&mut self, out: &mut Vec<u8>) {
+        let mut pos = (0, 0);
+        let cursor = match &self.hidden {
+            Some(prompt) => {
+                put(out, prompt, &mut pos, self.width);
+                pos = wrap_pending(out, pos, self.width);
+                self.end = pos;
+                pos
+            }
+            None => {
+                put(out, PROMPT, &mut pos, self.width);
+                put(out, &self.text[..self.cursor], &mut pos, self.width);
+                let mut cursor = pos;
+                put(out, &self.text[self.cursor..], &mut pos, self.width);
+                self.end = wrap_pending(out, pos, self.width);
+                if cursor.1 >= self.width {
+                    cursor = (cursor.0 + 1, 0);
+                }
+                if cursor != self.end {
+                    let up = self.end.0 - cursor.0;
+                    if up > 0 {
+                        let _ = write!(out, "\x1b[{up}A");
+                    }
+                    out.push(b'\r');
+                    if cursor.1 > 0 {
+                        let _ = write!(out, "\x1b[{}C", cursor.1);
+                    }
+                }
+                cursor
+            }
+        };
+        self.drawn_len = self.text.len();
+        self.cursor_row = self.queue_rows + cursor.0;
+    }
+}
+
+/// Writes `text` from `pos` (row, column), tracking where it ends the way a
+/// terminal does: a wide character that does not fit in the row goes to the
+/// next one, after spaces that fill the row (so every terminal agrees). A
+/// column equal to the width is the "pending wrap" at the end of a full row.
+fn put(out: &mut Vec<u8>, text: &str, pos: &mut (usize, usize), width: usize) {
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if w > 0 && pos.1 + w > width {
+            if pos.1 < width {
+                out.extend(std::iter::repeat(b' ').take(width - pos.1));
+            }
+            *pos = (pos.0 + 1, 0);
+        }
+        let mut utf8 = [0u8; 4];
+        out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        pos.1 += w;
+    }
+}
+
+/// After a full row the cursor waits on its last column; a newline moves it
+/// to the next row for good, so its position is known.
+fn wrap_pending(out: &mut Vec<u8>, pos: (usize, usize), width: usize) -> (usize, usize) {
+    if pos.1 >= width {
+        out.push(b'\n');
+        (pos.0 + 1, 0)
+    } else {
+        pos
+    }
+}
+
+/// The editor with the place its drawing goes (stderr, or a buffer in tests).
+pub struct Tty {
+    /// The editor.
+    pub editor: Editor,
+    out: Box<dyn Write>,
+    /// Colour the `smolchat:` prefix of status lines.
+    colour: bool,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tty").field("editor", &self.editor).finish_non_exhaustive()
+    }
+}
+
+/// The `smolchat:` prefix of a status line in bold yellow, which no peer
+/// text can show: the peer's ESC is always escaped.
+pub const PREFIX_COLOURED: &str = "\x1b[1;33msmolchat:\x1b[0m ";
+
+impl Tty {
+    /// An editor drawing on `out`.
+    pub fn new(editor: Editor, out: Box<dyn Write>, colour: bool) -> Tty {
+        Tty { editor, out, colour, buf: Vec::new() }
+    }
+
+    /// Runs `f` on the editor and writes what it drew, in one write.
+    pub fn draw(&mut self, f: impl FnOnce(&mut Editor, &mut Vec<u8>)) {
+        self.buf.clear();
+        f(&mut self.editor, &mut self.buf);
+        if !self.buf.is_empty() {
+            // A screen that cannot be drawn on is no reason to stop the chat.
+            let _ = self.out.write_all(&self.buf).and_then(|()| self.out.flush());
+        }
+    }
+
+    /// Brings the area up to date.
+    pub fn render(&mut self) {
+        self.draw(|editor, out| editor.render(out));
+    }
+
+    /// Prints a status line above the area.
+    pub fn status(&mut self, text: &str) {
+        let colour = self.colour;
+        self.draw(|editor, out| {
+            editor.clear(out);
+            let prefix = if colour { PREFIX_COLOURED } else { crate::console::PREFIX };
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+            editor.render(out);
+        });
+    }
+
+    /// Prints a line the user sent into the transcript, after its prompt.
+    pub fn sent(&mut self, text: &str) {
+        self.draw(|editor, out| {
+            editor.clear(out);
+            out.extend_from_slice(PROMPT.as_bytes());
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+            editor.render(out);
+        });
+    }
+
+    /// Erases the area before something else is written to the terminal.
+    pub fn clear(&mut self) {
+        self.draw(|editor, out| editor.clear(out));
+    }
+
+    /// Writes straight to the sink (the terminal's own sequences).
+    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;

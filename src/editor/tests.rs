@@ -1,0 +1,308 @@
+//! The editor without a terminal: keys in, lines out, and what it draws
+//! checked on an in-memory terminal emulator.
+
+use super::*;
+
+/// A terminal of `width` columns and 10 rows showing what the editor drew.
+struct Screen {
+    editor: Editor,
+    term: vt100::Parser,
+    events: Vec<Event>,
+}
+
+impl Screen {
+    fn new(width: u16) -> Screen {
+        Screen::with_max(width, 1000)
+    }
+
+    fn with_max(width: u16, max_line: usize) -> Screen {
+        let editor = Editor::new(max_line, usize::from(width), SpecialChars::default());
+        let mut screen =
+            Screen { editor, term: vt100::Parser::new(10, width, 0), events: Vec::new() };
+        screen.draw(|e, out| e.render(out));
+        screen
+    }
+
+    /// Runs `f` and shows what it drew, with the `\n` to `\r\n` of a terminal's output.
+    fn draw(&mut self, f: impl FnOnce(&mut Editor, &mut Vec<u8>)) {
+        let mut out = Vec::new();
+        f(&mut self.editor, &mut out);
+        let mut translated = Vec::new();
+        for b in out {
+            if b == b'\n' {
+                translated.push(b'\r');
+            }
+            translated.push(b);
+        }
+        self.term.process(&translated);
+    }
+
+    /// Types `bytes` and draws.
+    fn type_bytes(&mut self, bytes: &[u8]) {
+        let mut events = Vec::new();
+        self.editor.feed(bytes, &mut events);
+        self.events.extend(events);
+        self.draw(|e, out| e.render(out));
+    }
+
+    /// Prints a transcript line above the area, as the console does.
+    fn above(&mut self, line: &str) {
+        self.draw(|e, out| {
+            e.clear(out);
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+            e.render(out);
+        });
+    }
+
+    /// The screen's rows, trailing blanks trimmed, empty rows at the end dropped.
+    fn rows(&self) -> Vec<String> {
+        let mut rows: Vec<String> =
+            self.term.screen().rows(0, self.term.screen().size().1).collect();
+        while rows.last().is_some_and(|r| r.trim_end().is_empty()) {
+            rows.pop();
+        }
+        rows.iter().map(|r| r.trim_end().to_owned()).collect()
+    }
+
+    fn cursor(&self) -> (u16, u16) {
+        self.term.screen().cursor_position()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Line { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn typing_shows_the_prompt_and_text() {
+    let mut s = Screen::new(40);
+    assert_eq!(s.rows(), ["you>"]);
+    s.type_bytes(b"hello");
+    assert_eq!(s.rows(), ["you> hello"]);
+    assert_eq!(s.cursor(), (0, 10));
+    s.type_bytes(b"\r");
+    assert_eq!(s.lines(), ["hello"]);
+    assert_eq!(s.rows(), ["you>"]);
+}
+
+#[test]
+fn editing_keys() {
+    let mut s = Screen::new(40);
+    // Left twice, insert, Home, insert, End, Backspace.
+    s.type_bytes(b"helo\x1b[D\x1b[Dl\x01>\x05\x7f");
+    assert_eq!(s.editor.text(), ">hell");
+    assert_eq!(s.rows(), ["you> >hell"]);
+    // Right past the end stays; Ctrl-B / Ctrl-F move too.
+    s.type_bytes(b"\x1b[C\x02\x02\x06");
+    assert_eq!(s.editor.cursor(), 4);
+    assert_eq!(s.cursor(), (0, 9));
+    // Home and End as escape sequences.
+    s.type_bytes(b"\x1b[H");
+    assert_eq!(s.editor.cursor(), 0);
+    s.type_bytes(b"\x1b[F");
+    assert_eq!(s.editor.cursor(), 5);
+    // Delete under the cursor, and Ctrl-D inside a line is Delete too.
+    s.type_bytes(b"\x01\x1b[3~\x04");
+    assert_eq!(s.editor.text(), "ell");
+    assert!(s.events.is_empty());
+}
+
+#[test]
+fn word_and_line_erase() {
+    let mut s = Screen::new(40);
+    s.type_bytes(b"one two  three  \x17");
+    assert_eq!(s.editor.text(), "one two  ");
+    s.type_bytes(b"\x17");
+    assert_eq!(s.editor.text(), "one ");
+    s.type_bytes(b"x\x1b[D\x15");
+    assert_eq!((s.editor.text(), s.editor.cursor()), ("x", 0));
+    assert_eq!(s.rows(), ["you> x"]);
+    s.type_bytes(b"\x1b[F\x15");
+    assert_eq!(s.editor.text(), "");
+}
+
+#[test]
+fn ctrl_d_on_an_empty_line_is_the_end() {
+    let mut s = Screen::new(40);
+    s.type_bytes(b"\x04");
+    assert_eq!(s.events, [Event::Eof]);
+    let mut s = Screen::new(40);
+    s.type_bytes(b"\x03\x1a");
+    assert_eq!(s.events, [Event::Interrupt, Event::Suspend]);
+}
+
+#[test]
+fn utf8_split_across_reads() {
+    let mut s = Screen::new(40);
+    for b in "héllo 日本".as_bytes() {
+        s.type_bytes(&[*b]);
+    }
+    s.type_bytes(b"\r");
+    assert_eq!(s.lines(), ["héllo 日本"]);
+}
+
+#[test]
+fn wide_characters_take_two_columns() {
+    let mut s = Screen::new(40);
+    s.type_bytes("日本語😀".as_bytes());
+    assert_eq!(s.rows(), ["you> 日本語😀"]);
+    assert_eq!(s.cursor(), (0, 13));
+    s.type_bytes(b"\x1b[D\x1b[D");
+    assert_eq!(s.cursor(), (0, 9));
+    s.type_bytes(b"\x7f");
+    assert_eq!(s.rows(), ["you> 日語😀"]);
+    assert_eq!(s.cursor(), (0, 7));
+}
+
+#[test]
+fn a_wide_character_at_the_edge_goes_to_the_next_row() {
+    // `you> ` is 5 columns; 2 more leave one column, too narrow for 日.
+    let mut s = Screen::new(8);
+    s.type_bytes("ab日x".as_bytes());
+    assert_eq!(s.rows(), ["you> ab", "日x"]);
+    assert_eq!(s.cursor(), (1, 3));
+    // Drawn again from the start (an edit in the middle), the same.
+    s.type_bytes(b"\x01\x05");
+    s.type_bytes(b"\x1b[D\x1b[C");
+    s.above("peer> hi");
+    assert_eq!(s.rows(), ["peer> hi", "you> ab", "日x"]);
+    assert_eq!(s.cursor(), (2, 3));
+}
+
+#[test]
+fn lines_longer_than_the_terminal() {
+    let mut s = Screen::new(10);
+    s.type_bytes(b"abcdefghijklmnopqrstu");
+    assert_eq!(s.rows(), ["you> abcde", "fghijklmno", "pqrstu"]);
+    assert_eq!(s.cursor(), (2, 6));
+    // Exactly full: the cursor goes to the next row.
+    s.type_bytes(b"vwxy");
+    assert_eq!(s.cursor(), (3, 0));
+    // Home goes back up; a message above keeps the whole line intact.
+    s.type_bytes(b"\x01");
+    assert_eq!(s.cursor(), (0, 5));
+    s.above("peer> hi");
+    assert_eq!(s.rows(), ["peer> hi", "you> abcde", "fghijklmno", "pqrstuvwxy"]);
+    assert_eq!(s.cursor(), (1, 5));
+    s.type_bytes(b"\x05\x7f\x7f\x7f\x7f\x7f");
+    assert_eq!(s.rows(), ["peer> hi", "you> abcde", "fghijklmno", "pqrst"]);
+}
+
+#[test]
+fn a_message_above_leaves_the_partial_line_intact() {
+    let mut s = Screen::new(40);
+    s.type_bytes(b"I was going to say");
+    s.above("peer> hello there");
+    assert_eq!(s.rows(), ["peer> hello there", "you> I was going to say"]);
+    s.type_bytes(b" more\r");
+    assert_eq!(s.lines(), ["I was going to say more"]);
+}
+
+#[test]
+fn waiting_lines_show_above_the_input_line() {
+    let mut s = Screen::new(40);
+    s.type_bytes(b"first\r");
+    s.editor.push_waiting("first".into());
+    s.type_bytes(b"sec");
+    s.draw(|e, out| e.render(out));
+    assert_eq!(s.rows(), ["you> first", "you> sec"]);
+    s.above("peer> answer");
+    assert_eq!(s.rows(), ["peer> answer", "you> first", "you> sec"]);
+    // Sent: it leaves the waiting lines for the transcript.
+    let line = s.editor.pop_waiting().unwrap();
+    s.above(&format!("you> {line}"));
+    assert_eq!(s.rows(), ["peer> answer", "you> first", "you> sec"]);
+    s.above("peer> next");
+    assert_eq!(s.rows(), ["peer> answer", "you> first", "peer> next", "you> sec"]);
+}
+
+#[test]
+fn a_paste_of_several_lines_is_several_lines() {
+    let mut s = Screen::new(40);
+    s.type_bytes(b"\x1b[200~one\r\ntwo\x03\rthree\x1b[201~");
+    assert_eq!(s.lines(), ["one", "two"]);
+    assert_eq!(s.editor.text(), "three");
+    assert!(!s.events.contains(&Event::Interrupt));
+}
+
+#[test]
+fn a_long_paste_is_drawn_once() {
+    let mut editor = Editor::new(10_000, 80, SpecialChars::default());
+    let mut out = Vec::new();
+    editor.render(&mut out);
+    let mut events = Vec::new();
+    editor.feed(&[b'x'; 5000], &mut events);
+    out.clear();
+    editor.render(&mut out);
+    // The text and a newline per full row, nothing drawn twice.
+    assert!(out.len() < 5100, "{} bytes drawn", out.len());
+    editor.feed(b"\r", &mut events);
+    assert!(
+        matches!(&events[..], [Event::Line { text, too_long: false, .. }] if text.len() == 5000)
+    );
+}
+
+#[test]
+fn lines_over_max_line_are_marked() {
+    let mut s = Screen::with_max(40, 4);
+    s.type_bytes(b"abcdef\r");
+    assert!(matches!(&s.events[..], [Event::Line { text, too_long: true, .. }] if text == "abcd"));
+    s.type_bytes(b"abcd\r");
+    assert!(matches!(&s.events[1], Event::Line { too_long: false, .. }));
+}
+
+#[test]
+fn a_line_belongs_to_the_session_of_its_first_character() {
+    let mut s = Screen::new(40);
+    s.type_bytes(b"my PIN");
+    s.editor.set_session(Some(2));
+    s.type_bytes(b" is 4321\r");
+    s.type_bytes(b"hi\r");
+    let owners: Vec<_> = s
+        .events
+        .iter()
+        .map(|e| match e {
+            Event::Line { owner, .. } => *owner,
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(owners, [None, Some(2)]);
+    // Erased to nothing and typed again: a new line.
+    s.type_bytes(b"x");
+    s.editor.set_session(Some(3));
+    s.type_bytes(b"\x7fy\r");
+    assert!(matches!(&s.events[2], Event::Line { owner: Some(3), .. }));
+}
+
+#[test]
+fn hidden_lines_are_never_drawn() {
+    let mut s = Screen::new(40);
+    s.editor.set_hidden(Some("code: "));
+    s.type_bytes(b"7-purple");
+    assert_eq!(s.rows(), ["code:"]);
+    s.type_bytes(b"-sausages\r");
+    assert_eq!(s.lines(), ["7-purple-sausages"]);
+    s.editor.set_hidden(None);
+    s.draw(|e, out| e.render(out));
+    assert_eq!(s.rows(), ["you>"]);
+}
+
+#[test]
+fn a_resize_draws_again() {
+    let mut s = Screen::new(20);
+    s.type_bytes(b"0123456789abcdef");
+    s.editor.resize(10);
+    s.term.screen_mut().set_size(10, 10);
+    s.draw(|e, out| {
+        e.clear(out);
+        e.render(out)
+    });
+    assert!(s.rows().ends_with(&["you> 01234".to_string(), "56789abcde".into(), "f".into()]));
+}
