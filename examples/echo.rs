@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use smolchat::console::status;
 use smolchat::error::{self, Error};
 use smolchat::escape::escape;
-use smolchat::framer::Framer;
+use smolchat::keyboard::Keys;
 use smolchat::net::{self, Connection};
 use smolchat::roles;
 use smolchat::turn::{Failure, Role, Screen, Settings};
@@ -65,7 +65,7 @@ fn main() {
 
             // A fresh "keyboard" per client, so no answer outlives its session.
             let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
-            let mut keys = Framer::new(answers, MAX_LINE);
+            let mut keys = Keys::plain(answers, MAX_LINE);
             let mut screen = Echo { keyboard };
             match roles::talk(&conn, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
             {

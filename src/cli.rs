@@ -72,6 +72,9 @@ struct ClientArgs {
     /// seconds to wait for each address to answer (default 10)
     #[argh(option, arg_name = "SECS")]
     connect_timeout: Option<String>,
+    /// drop the server when it sends nothing for SECS seconds on its turn (default: off)
+    #[argh(option, arg_name = "SECS")]
+    idle_timeout: Option<String>,
     /// longest message taken from the peer or the keyboard, in bytes (default 1048576)
     #[argh(option, arg_name = "BYTES")]
     max_line: Option<String>,
@@ -133,6 +136,8 @@ pub struct ClientConfig {
     pub port: u16,
     /// Time allowed for resolving and for each address.
     pub connect_timeout: Duration,
+    /// Drop a silent server after this long on its turn.
+    pub idle_timeout: Option<Duration>,
     /// Longest message.
     pub max_line: usize,
     /// A private chat (`--private`).
@@ -178,12 +183,7 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
                 Some(text) => ip_address(text).map_err(usage)?,
             },
             port: port(&s.port, 0).map_err(usage)?,
-            idle_timeout: s
-                .idle_timeout
-                .as_deref()
-                .map(|t| seconds("--idle-timeout", t))
-                .transpose()
-                .map_err(usage)?,
+            idle_timeout: idle_timeout(s.idle_timeout.as_deref()).map_err(usage)?,
             max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
             private: private(s.private).map_err(usage)?,
             admission: Admission {
@@ -200,6 +200,7 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
                 None => DEFAULT_CONNECT_TIMEOUT,
                 Some(text) => seconds("--connect-timeout", text).map_err(usage)?,
             },
+            idle_timeout: idle_timeout(c.idle_timeout.as_deref()).map_err(usage)?,
             max_line: max_line(c.max_line.as_deref()).map_err(usage)?,
             private: private(c.private).map_err(usage)?,
             host: c.host,
@@ -274,6 +275,10 @@ fn nets(flag: &str, texts: &[String]) -> Result<Vec<Net>, String> {
         .collect()
 }
 
+fn idle_timeout(text: Option<&str>) -> Result<Option<Duration>, String> {
+    text.map(|t| seconds("--idle-timeout", t)).transpose()
+}
+
 fn max_line(text: Option<&str>) -> Result<usize, String> {
     let Some(text) = text else { return Ok(DEFAULT_MAX_LINE) };
     match text.parse::<usize>() {
@@ -335,19 +340,28 @@ mod tests {
             host: "localhost".into(),
             port: 2000,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: None,
             max_line: DEFAULT_MAX_LINE,
             private: false,
         };
         assert_eq!(run(&["client", "localhost", "2000"]), Config::Client(want));
-        let Config::Client(c) =
-            run(&["client", "--connect-timeout", "3", "--max-line", "5", "::1", "9"])
-        else {
-            panic!()
-        };
+        let args = [
+            "client",
+            "--connect-timeout",
+            "3",
+            "--idle-timeout",
+            "0.5",
+            "--max-line",
+            "5",
+            "::1",
+            "9",
+        ];
+        let Config::Client(c) = run(&args) else { panic!() };
         assert_eq!(
-            (c.host.as_str(), c.port, c.connect_timeout, c.max_line),
-            ("::1", 9, Duration::from_secs(3), 5)
+            (c.host.as_str(), c.port, c.connect_timeout, c.idle_timeout, c.max_line),
+            ("::1", 9, Duration::from_secs(3), Some(Duration::from_millis(500)), 5)
         );
+        assert!(error(&["client", "--idle-timeout", "0", "h", "1"]).contains("--idle-timeout"));
     }
 
     #[test]

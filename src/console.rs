@@ -1,13 +1,17 @@
 //! The screen: terminal detection, the prompt, the peer label and status
-//! lines; peer text goes through [`crate::escape`] on its way out.
+//! lines; peer text goes through [`crate::escape`] on its way out. At a
+//! terminal with the line editor, everything is printed above its area.
 
+use std::cell::RefCell;
 use std::io::{self, IsTerminal, Write};
+use std::rc::Rc;
 
+use crate::editor::Editor;
 use crate::escape::{is_plain, write_escaped};
 use crate::turn::Screen;
 
 /// Shown on stderr when it is the local user's turn and stdin is a terminal.
-pub const PROMPT: &str = "you> ";
+pub const PROMPT: &str = crate::editor::PROMPT;
 
 /// Put before each peer message when stdout is a terminal.
 const LABEL: &str = "peer> ";
@@ -27,6 +31,10 @@ pub struct ConsoleStyle {
     pub label: bool,
     /// Colour the label.
     pub colour: bool,
+    /// Edit the input line (stdin and stderr are terminals, not dumb).
+    pub edit: bool,
+    /// Colour the `smolchat:` of status lines (stderr takes colour).
+    pub status_colour: bool,
 }
 
 impl ConsoleStyle {
@@ -37,24 +45,23 @@ impl ConsoleStyle {
         let no_color = cfg!(windows) || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let dumb = std::env::var_os("TERM").is_some_and(|v| v == "dumb");
         ConsoleStyle::from_facts(
-            io::stdin().is_terminal(),
-            io::stdout().is_terminal(),
+            [io::stdin().is_terminal(), io::stdout().is_terminal(), io::stderr().is_terminal()],
             no_color,
             dumb,
         )
     }
 
-    /// Decides the looks from the facts, so the rules are testable.
-    pub fn from_facts(
-        stdin_tty: bool,
-        stdout_tty: bool,
-        no_color: bool,
-        dumb: bool,
-    ) -> ConsoleStyle {
+    /// Decides the looks from the facts (whether stdin, stdout and stderr
+    /// are terminals; the environment), so the rules are testable.
+    pub fn from_facts(ttys: [bool; 3], no_color: bool, dumb: bool) -> ConsoleStyle {
+        let [stdin_tty, stdout_tty, stderr_tty] = ttys;
         ConsoleStyle {
             prompt: stdin_tty,
             label: stdout_tty,
             colour: stdout_tty && !no_color && !dumb,
+            // Windows keeps its console's own line editing.
+            edit: cfg!(unix) && stdin_tty && stderr_tty && !dumb,
+            status_colour: stderr_tty && !no_color && !dumb,
         }
     }
 }
@@ -65,12 +72,20 @@ pub struct Console {
     looks: ConsoleStyle,
     /// A prompt is shown and its line not yet ended by the user's Enter.
     prompt_open: bool,
+    /// The line editor, when it draws the input line.
+    tty: Option<Rc<RefCell<Tty>>>,
 }
 
 impl Console {
     /// Creates the console with the given looks.
     pub fn new(looks: ConsoleStyle) -> Console {
-        Console { looks, prompt_open: false }
+        Console { looks, prompt_open: false, tty: None }
+    }
+
+    /// Creates the console for a terminal where the line editor `tty`
+    /// keeps the input line below everything printed.
+    pub fn edited(looks: ConsoleStyle, tty: Rc<RefCell<Tty>>) -> Console {
+        Console { looks, prompt_open: false, tty: Some(tty) }
     }
 
     /// Ends the prompt's line, so that what comes next starts a line of its
@@ -84,13 +99,54 @@ impl Console {
 
 impl Drop for Console {
     fn drop(&mut self) {
-        // After Ctrl-D the cursor still follows the prompt.
+        // After Ctrl-D the cursor still follows the prompt; the editor's
+        // area goes, so that the shell's prompt comes on a clean line.
         self.close_prompt();
+        if let Some(tty) = &self.tty {
+            tty.borrow_mut().clear();
+        }
     }
 }
 
 impl Screen for Console {
     fn message(&mut self, text: &[u8], with_newline: Option<&[u8]>) -> io::Result<()> {
+        match self.tty.clone() {
+            // The input line makes room when stdout is the same screen.
+            Some(tty) if self.looks.label => {
+                tty.borrow_mut().clear();
+                let shown = self.show(text, with_newline);
+                tty.borrow_mut().render();
+                shown
+            }
+            _ => self.show(text, with_newline),
+        }
+    }
+
+    fn status(&mut self, text: &str) {
+        self.close_prompt();
+        match &self.tty {
+            Some(tty) => tty.borrow_mut().status(text),
+            None if self.looks.status_colour => coloured_status(text),
+            None => status(text),
+        }
+    }
+
+    fn prompt(&mut self) {
+        if self.looks.prompt && !self.prompt_open && self.tty.is_none() {
+            // A prompt that cannot be shown is no reason to stop the chat.
+            let _ = io::stderr().write_all(PROMPT.as_bytes());
+            self.prompt_open = true;
+        }
+    }
+
+    fn typed(&mut self) {
+        self.prompt_open = false;
+    }
+}
+
+impl Console {
+    /// Writes one peer message on stdout.
+    fn show(&mut self, text: &[u8], with_newline: Option<&[u8]>) -> io::Result<()> {
         self.close_prompt();
         let mut out = io::stdout().lock();
         // The common case, a clean line and no label, is one write(2) of the
@@ -111,22 +167,82 @@ impl Screen for Console {
         out.write_all(b"\n")?;
         out.flush()
     }
+}
 
-    fn status(&mut self, text: &str) {
-        self.close_prompt();
-        status(text);
+/// The editor with the place its drawing goes (stderr, or a buffer in tests).
+pub struct Tty {
+    /// The editor.
+    pub editor: Editor,
+    out: Box<dyn Write>,
+    /// Colour the `smolchat:` prefix of status lines.
+    colour: bool,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tty").field("editor", &self.editor).finish_non_exhaustive()
+    }
+}
+
+/// The `smolchat:` prefix of a status line in bold yellow, which no peer
+/// text can show: the peer's ESC is always escaped.
+pub const PREFIX_COLOURED: &str = "\x1b[1;33msmolchat:\x1b[0m ";
+
+impl Tty {
+    /// An editor drawing on `out`.
+    pub fn new(editor: Editor, out: Box<dyn Write>, colour: bool) -> Tty {
+        Tty { editor, out, colour, buf: Vec::new() }
     }
 
-    fn prompt(&mut self) {
-        if self.looks.prompt && !self.prompt_open {
-            // A prompt that cannot be shown is no reason to stop the chat.
-            let _ = io::stderr().write_all(PROMPT.as_bytes());
-            self.prompt_open = true;
+    /// Runs `f` on the editor and writes what it drew, in one write.
+    pub fn draw(&mut self, f: impl FnOnce(&mut Editor, &mut Vec<u8>)) {
+        self.buf.clear();
+        f(&mut self.editor, &mut self.buf);
+        if !self.buf.is_empty() {
+            // A screen that cannot be drawn on is no reason to stop the chat.
+            let _ = self.out.write_all(&self.buf).and_then(|()| self.out.flush());
         }
     }
 
-    fn typed(&mut self) {
-        self.prompt_open = false;
+    /// Brings the area up to date.
+    pub fn render(&mut self) {
+        self.draw(|editor, out| editor.render(out));
+    }
+
+    /// Prints a status line above the area.
+    pub fn status(&mut self, text: &str) {
+        let colour = self.colour;
+        self.draw(|editor, out| {
+            editor.clear(out);
+            let prefix = if colour { PREFIX_COLOURED } else { PREFIX };
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+            editor.render(out);
+        });
+    }
+
+    /// Prints a line the user sent into the transcript, after its prompt.
+    pub fn sent(&mut self, text: &str) {
+        self.draw(|editor, out| {
+            editor.clear(out);
+            out.extend_from_slice(PROMPT.as_bytes());
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+            editor.render(out);
+        });
+    }
+
+    /// Erases the area before something else is written to the terminal.
+    pub fn clear(&mut self) {
+        self.draw(|editor, out| editor.clear(out));
+    }
+
+    /// Writes straight to the sink (the terminal's own sequences).
+    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.out.flush()
     }
 }
 
@@ -141,17 +257,42 @@ pub fn status(text: &str) {
     let _ = io::stderr().write_all(line.as_bytes());
 }
 
+/// [`status`] with the prefix in colour, which peer text never has.
+fn coloured_status(text: &str) {
+    let line = format!("{}{text}\n", PREFIX_COLOURED);
+    let _ = io::stderr().write_all(line.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn looks_follow_the_terminals_and_colour_rules() {
-        let all = ConsoleStyle::from_facts(true, true, false, false);
-        assert_eq!(all, ConsoleStyle { prompt: true, label: true, colour: true });
-        assert!(!ConsoleStyle::from_facts(true, true, true, false).colour);
-        assert!(!ConsoleStyle::from_facts(true, true, false, true).colour);
-        let piped = ConsoleStyle::from_facts(false, false, false, false);
-        assert_eq!(piped, ConsoleStyle { prompt: false, label: false, colour: false });
+        let all = ConsoleStyle::from_facts([true; 3], false, false);
+        let edit = cfg!(unix);
+        assert_eq!(
+            all,
+            ConsoleStyle { prompt: true, label: true, colour: true, edit, status_colour: true }
+        );
+        // NO_COLOR takes the colour, not the editing; TERM=dumb both.
+        let no_color = ConsoleStyle::from_facts([true; 3], true, false);
+        assert!(!no_color.colour && !no_color.status_colour && no_color.edit == edit);
+        let dumb = ConsoleStyle::from_facts([true; 3], false, true);
+        assert!(!dumb.colour && !dumb.status_colour && !dumb.edit);
+        // Editing needs the keyboard and stderr at a terminal.
+        assert!(!ConsoleStyle::from_facts([true, true, false], false, false).edit);
+        assert!(!ConsoleStyle::from_facts([false, true, true], false, false).edit);
+        let piped = ConsoleStyle::from_facts([false; 3], false, false);
+        assert_eq!(
+            piped,
+            ConsoleStyle {
+                prompt: false,
+                label: false,
+                colour: false,
+                edit: false,
+                status_colour: false
+            }
+        );
     }
 }

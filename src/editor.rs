@@ -9,7 +9,7 @@
 //! never splits what is being typed.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::Write;
 
 use unicode_width::UnicodeWidthChar;
 
@@ -121,10 +121,39 @@ impl Editor {
         self.session = session;
     }
 
-    /// The terminal is now `width` columns wide.
+    /// The terminal is now `width` columns wide. Some terminals rewrap the
+    /// rows already drawn (tmux, VTE, kitty), others keep them (xterm), so
+    /// where the area's top is now is not known: the next clear starts at
+    /// the lower of the two guesses, which may leave a stale copy of the
+    /// input line but never erases a line of the conversation above it.
     pub fn resize(&mut self, width: usize) {
-        self.width = width.max(1);
+        let width = width.max(1);
+        if self.shown && width != self.width {
+            let mut scratch = Vec::new();
+            let mut rows = 0;
+            for line in &self.queue {
+                let mut pos = (0, 0);
+                put(&mut scratch, PROMPT, &mut pos, width);
+                put(&mut scratch, line, &mut pos, width);
+                rows += pos.0 + 1;
+            }
+            let mut pos = (0, 0);
+            match &self.hidden {
+                Some(prompt) => put(&mut scratch, prompt, &mut pos, width),
+                None => {
+                    put(&mut scratch, PROMPT, &mut pos, width);
+                    put(&mut scratch, &self.text[..self.cursor], &mut pos, width);
+                }
+            }
+            self.cursor_row = self.cursor_row.min(rows + pos.0);
+        }
+        self.width = width;
         self.dirty = Dirty::All;
+    }
+
+    /// The terminal's special characters changed (`stty` while suspended).
+    pub fn set_special_chars(&mut self, special: SpecialChars) {
+        self.decoder.set_special(special);
     }
 
     /// Reads the next line hidden behind `prompt` (`Some`), or goes back to
@@ -152,9 +181,11 @@ impl Editor {
             Key::Enter => {
                 let text = std::mem::take(&mut self.text);
                 let too_long = std::mem::take(&mut self.overflow);
+                // An empty line is begun when it is entered.
+                let owner = if text.is_empty() { self.session } else { self.owner };
                 self.cursor = 0;
                 self.touch(Dirty::Input);
-                return Some(Event::Line { text, owner: self.owner, too_long });
+                return Some(Event::Line { text, owner, too_long });
             }
             Key::Eof if self.text.is_empty() => return Some(Event::Eof),
             Key::Eof | Key::Delete => {
@@ -345,7 +376,7 @@ fn put(out: &mut Vec<u8>, text: &str, pos: &mut (usize, usize), width: usize) {
         let w = c.width().unwrap_or(0);
         if w > 0 && pos.1 + w > width {
             if pos.1 < width {
-                out.extend(std::iter::repeat(b' ').take(width - pos.1));
+                out.extend(std::iter::repeat_n(b' ', width - pos.1));
             }
             *pos = (pos.0 + 1, 0);
         }
@@ -363,83 +394,6 @@ fn wrap_pending(out: &mut Vec<u8>, pos: (usize, usize), width: usize) -> (usize,
         (pos.0 + 1, 0)
     } else {
         pos
-    }
-}
-
-/// The editor with the place its drawing goes (stderr, or a buffer in tests).
-pub struct Tty {
-    /// The editor.
-    pub editor: Editor,
-    out: Box<dyn Write>,
-    /// Colour the `smolchat:` prefix of status lines.
-    colour: bool,
-    buf: Vec<u8>,
-}
-
-impl std::fmt::Debug for Tty {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tty").field("editor", &self.editor).finish_non_exhaustive()
-    }
-}
-
-/// The `smolchat:` prefix of a status line in bold yellow, which no peer
-/// text can show: the peer's ESC is always escaped.
-pub const PREFIX_COLOURED: &str = "\x1b[1;33msmolchat:\x1b[0m ";
-
-impl Tty {
-    /// An editor drawing on `out`.
-    pub fn new(editor: Editor, out: Box<dyn Write>, colour: bool) -> Tty {
-        Tty { editor, out, colour, buf: Vec::new() }
-    }
-
-    /// Runs `f` on the editor and writes what it drew, in one write.
-    pub fn draw(&mut self, f: impl FnOnce(&mut Editor, &mut Vec<u8>)) {
-        self.buf.clear();
-        f(&mut self.editor, &mut self.buf);
-        if !self.buf.is_empty() {
-            // A screen that cannot be drawn on is no reason to stop the chat.
-            let _ = self.out.write_all(&self.buf).and_then(|()| self.out.flush());
-        }
-    }
-
-    /// Brings the area up to date.
-    pub fn render(&mut self) {
-        self.draw(|editor, out| editor.render(out));
-    }
-
-    /// Prints a status line above the area.
-    pub fn status(&mut self, text: &str) {
-        let colour = self.colour;
-        self.draw(|editor, out| {
-            editor.clear(out);
-            let prefix = if colour { PREFIX_COLOURED } else { crate::console::PREFIX };
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'\n');
-            editor.render(out);
-        });
-    }
-
-    /// Prints a line the user sent into the transcript, after its prompt.
-    pub fn sent(&mut self, text: &str) {
-        self.draw(|editor, out| {
-            editor.clear(out);
-            out.extend_from_slice(PROMPT.as_bytes());
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'\n');
-            editor.render(out);
-        });
-    }
-
-    /// Erases the area before something else is written to the terminal.
-    pub fn clear(&mut self) {
-        self.draw(|editor, out| editor.clear(out));
-    }
-
-    /// Writes straight to the sink (the terminal's own sequences).
-    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.out.flush()
     }
 }
 

@@ -114,6 +114,11 @@ impl Decoder {
         }
     }
 
+    /// The terminal's special characters changed (`stty` while suspended).
+    pub fn set_special(&mut self, special: SpecialChars) {
+        self.special = special;
+    }
+
     /// Decodes `bytes`, handing each complete key to `key`.
     pub fn feed(&mut self, bytes: &[u8], mut key: impl FnMut(Key)) {
         for &byte in bytes {

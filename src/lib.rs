@@ -19,4 +19,6 @@ pub mod net;
 #[cfg(feature = "private")]
 pub mod private;
 pub mod roles;
+#[cfg(unix)]
+pub mod terminal;
 pub mod turn;

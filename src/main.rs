@@ -5,11 +5,13 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use futures_lite::future;
 use smolchat::cli::{self, Config, Parsed};
 use smolchat::console::{self, Console, ConsoleStyle};
-use smolchat::framer::Framer;
-use smolchat::keyboard::Keyboard;
-use smolchat::{error, keyboard, net, roles};
+use smolchat::keyboard::{self, Keyboard, Keys};
+#[cfg(unix)]
+use smolchat::terminal::Held;
+use smolchat::{error, net, roles};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
 const KEYBOARD_READ_AHEAD: usize = 64 * 1024;
@@ -54,24 +56,82 @@ fn main() -> ExitCode {
         Config::Server(s) => (s.max_line, net::SERVER_DESCRIPTORS),
         Config::Client(c) => (c.max_line, net::CLIENT_DESCRIPTORS),
     };
-    let mut keys = Framer::new(Keyboard::open(KEYBOARD_READ_AHEAD), max_line);
-    if let Err(e) = net::check_descriptors(descriptors) {
+    let keyboard = Keyboard::open(KEYBOARD_READ_AHEAD);
+    let style = ConsoleStyle::detect();
+    // The line editor holds a handle on the terminal and a pipe for signals.
+    let editor_descriptors = if style.edit { 3 } else { 0 };
+    if let Err(e) = net::check_descriptors(descriptors + editor_descriptors) {
         return failure(&e.to_string());
     }
-    let mut screen = Console::new(ConsoleStyle::detect());
+    // At a terminal, the line editor: the terminal held in its mode until
+    // `held` is dropped, and the signals that end or suspend smolchat.
+    let editor = if style.edit { Held::hold(max_line, style.status_colour) } else { None };
+    let (mut keys, mut screen, mut held) = match editor {
+        Some((tty, held)) => (
+            Keys::edited(keyboard, max_line, tty.clone(), held.signal_keys()),
+            Console::edited(style, tty),
+            Some(held),
+        ),
+        None => (Keys::plain(keyboard, max_line), Console::new(style), None),
+    };
     let outcome = smol::block_on(async {
-        match &config {
-            Config::Server(s) => roles::serve(s, &mut keys, &mut screen).await,
-            Config::Client(c) => roles::client(c, &mut keys, &mut screen).await,
+        let role = async {
+            match &config {
+                Config::Server(s) => roles::serve(s, &mut keys, &mut screen).await,
+                Config::Client(c) => roles::client(c, &mut keys, &mut screen).await,
+            }
+        };
+        match &mut held {
+            Some(held) => {
+                let signalled = async { Run::Signalled(held.ending_signal().await) };
+                future::or(signalled, async { Run::Done(role.await) }).await
+            }
+            None => Run::Done(role.await),
         }
     });
 
     // The one place where an outcome becomes an exit code; the console goes
-    // first, so that an open prompt's line is ended before the error.
+    // first, so that an open prompt's line is ended before the error, then
+    // the terminal gets its settings back.
     drop(screen);
+    #[cfg_attr(not(unix), allow(clippy::drop_non_drop))]
+    drop(held);
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => failure(&error.to_string()),
+        Run::Done(Ok(())) => ExitCode::SUCCESS,
+        Run::Done(Err(error)) => failure(&error.to_string()),
+        // 128 + n, as a shell reports a program ended by signal n.
+        Run::Signalled(n) => ExitCode::from(128u8.saturating_add(u8::try_from(n).unwrap_or(0))),
+    }
+}
+
+/// How the chat ended.
+enum Run {
+    /// The role returned.
+    Done(Result<(), error::Error>),
+    /// A signal ended it (SIGINT, SIGTERM, SIGHUP), with its number.
+    Signalled(i32),
+}
+
+/// No terminal is held where smolchat has no line editor (Windows).
+#[cfg(not(unix))]
+enum Held {}
+
+#[cfg(not(unix))]
+use smolchat::console::Tty;
+
+#[cfg(not(unix))]
+impl Held {
+    #[allow(clippy::type_complexity)]
+    fn hold(_: usize, _: bool) -> Option<(std::rc::Rc<std::cell::RefCell<Tty>>, Held)> {
+        None
+    }
+
+    fn signal_keys(&self) -> smolchat::keyboard::SignalKeys {
+        match *self {}
+    }
+
+    async fn ending_signal(&mut self) -> i32 {
+        match *self {}
     }
 }
 

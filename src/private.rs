@@ -16,6 +16,7 @@ use futures_lite::FutureExt;
 use crate::cli::Usage;
 use crate::error::Error;
 use crate::framer::{Frame, Framer};
+use crate::keyboard::Keys as Typed;
 use crate::net::{self, Connection};
 use crate::turn::{Ending, Failure, PeerSocket, Role, Screen, Session, Settings};
 use handshake::Keys;
@@ -58,7 +59,7 @@ pub fn check_code_source(server: bool) -> Result<(), Usage> {
 }
 
 /// The client's code: `SMOLCHAT_CODE`, or asked at the terminal.
-pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Framer<K>) -> Result<String, Error> {
+pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Typed<K>) -> Result<String, Error> {
     let usage = |e: Usage| Error { what: "no code".into(), error: io::Error::other(e.message) };
     if let Some(code) = code_from_environment("smolchat client").map_err(usage)? {
         return Ok(code);
@@ -72,11 +73,17 @@ pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Framer<K>) -> Result<S
     })
 }
 
-/// Reads one line through the keyboard framer after a `code: ` prompt on
-/// stderr, without showing it when stdin is a terminal. The one place to
-/// switch to the line editor's hidden mode.
-async fn read_hidden<K: AsyncRead + Unpin>(keys: &mut Framer<K>) -> io::Result<String> {
+/// Reads one line after a `code: ` prompt on stderr, without showing it
+/// when stdin is a terminal: through the line editor's hidden mode, or with
+/// the terminal's echo off where smolchat does not edit lines (`TERM=dumb`).
+async fn read_hidden<K: AsyncRead + Unpin>(keys: &mut Typed<K>) -> io::Result<String> {
     use std::io::Write;
+    if keys.is_edited() {
+        return keys
+            .read_hidden("code: ")
+            .await?
+            .ok_or_else(|| io::Error::other("the keyboard ended before a code was typed"));
+    }
     let mut stderr = io::stderr();
     let frame = {
         // Echo goes off before the prompt shows, so that nothing typed
@@ -237,7 +244,7 @@ pub async fn talk<K, S>(
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Framer<K>,
+    keys: &mut Typed<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where

@@ -9,6 +9,7 @@ use futures_lite::io::AsyncRead;
 use crate::cli::{ClientConfig, ServerConfig};
 use crate::error::{self, Error};
 use crate::framer::Framer;
+use crate::keyboard::Keys;
 use crate::net::{self, Connection};
 use crate::turn::{Ending, Failure, Role, Screen, Session, Settings};
 
@@ -23,7 +24,7 @@ const ACCEPT_ERROR_QUIET: Duration = Duration::from_secs(5);
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
 pub async fn serve<K, S>(
     config: &ServerConfig,
-    keys: &mut Framer<K>,
+    keys: &mut Keys<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -46,7 +47,8 @@ where
     let mut said: Option<(String, Instant)> = None;
     loop {
         // Take the next client; the others wait in the listen queue. When
-        // the keyboard ends first, no answer can ever be given: stop.
+        // the keyboard ends first, or the user leaves at a terminal, no
+        // answer can ever be given: stop.
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             match keys.wait_for_end().await {
                 Ok(()) => None,
@@ -95,13 +97,18 @@ where
             screen.status(&format!("{addr} refused: not allowed to join (--allow/--deny)"));
             continue;
         }
-
+        // What was typed before this line is shown is not for this client.
+        keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
         screen.status(&format!("{addr} connected"));
+        keys.begin_session();
         let outcome = match Connection::new(stream, settings.send_timeout()) {
             #[cfg(feature = "private")]
             Ok(wire) if private.is_some() => {
                 let Some(private) = &mut private else { continue };
-                let Some(secrets) = private.admit(&wire, addr, screen).await? else { continue };
+                let Some(secrets) = private.admit(&wire, addr, screen).await? else {
+                    keys.end_session("the code did not match");
+                    continue;
+                };
                 screen.status(&format!("{addr}: the code matched: this chat is private"));
                 let max_line = config.max_line;
                 crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
@@ -110,20 +117,27 @@ where
             Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
             Err(e) => Err(Failure::Peer(e)),
         };
-
-        // Report, and go on accepting unless no answer can be given any more.
-        match outcome {
-            Ok(Ending::PeerLeft) => screen.status(&format!("{addr} left")),
+        // Report, and go on accepting unless no answer can be given any
+        // more; then say what was typed for this client and never sent.
+        let why = unsent_because(&outcome);
+        let go_on = match outcome {
+            Ok(Ending::PeerLeft) => {
+                screen.status(&format!("{addr} left"));
+                Ok(true)
+            }
             Ok(ending) => {
                 screen.status(&format!("closed the connection to {addr}"));
-                if ending != Ending::Exit {
-                    return Ok(());
-                }
+                Ok(ending == Ending::Exit)
             }
             Err(Failure::Peer(e)) => {
-                screen.status(&format!("error: connection with {addr}: {}", error::describe(&e)))
+                screen.status(&format!("error: connection with {addr}: {}", error::describe(&e)));
+                Ok(true)
             }
-            Err(failure) => return Err(local_failure(failure)),
+            Err(failure) => Err(local_failure(failure)),
+        };
+        keys.end_session(why);
+        if !go_on? {
+            return Ok(());
         }
     }
 }
@@ -131,7 +145,7 @@ where
 /// Connects and chats until the session ends; a network failure is an `Err`.
 pub async fn client<K, S>(
     config: &ClientConfig,
-    keys: &mut Framer<K>,
+    keys: &mut Keys<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -144,14 +158,31 @@ where
         true => Some(crate::private::client_code(keys).await?),
         false => None,
     };
-    // Resolve, then try each address in turn.
+    // Resolve, then try each address in turn; a person at a terminal may
+    // give up meanwhile (EXIT, Ctrl-D).
     let (host, port) = (config.host.as_str(), config.port);
-    let addrs = net::resolve(host, port, config.connect_timeout).await?;
-    let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
-    let peer = stream.peer_addr().unwrap_or(addrs[0]);
+    let connecting = async {
+        let addrs = net::resolve(host, port, config.connect_timeout).await?;
+        let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
+        Ok::<_, Error>((stream, addrs[0]))
+    };
+    let gave_up = async {
+        match keys.watch().await {
+            Ok(_) => None,
+            Err(_) => future::pending().await,
+        }
+    };
+    let (stream, first) = match future::or(async { Some(connecting.await) }, gave_up).await {
+        Some(connected) => connected?,
+        None => return Ok(()),
+    };
+    let peer = stream.peer_addr().unwrap_or(first);
+    // What was typed before this line is shown is not for this server.
+    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
     screen.status(&format!("connected to {peer}"));
+    keys.begin_session();
     let what = || format!("connection to {peer}");
-    let settings = Settings::default();
+    let settings = Settings { idle_timeout: config.idle_timeout };
     let wire = Connection::new(stream, settings.send_timeout())
         .map_err(|error| Error { what: what(), error })?;
 
@@ -175,11 +206,12 @@ where
     };
     #[cfg(not(feature = "private"))]
     let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
+    if let Ok(Ending::PeerLeft) = outcome {
+        screen.status(&format!("{peer} left"));
+    }
+    keys.end_session(unsent_because(&outcome));
     match outcome {
-        Ok(Ending::PeerLeft) => {
-            screen.status(&format!("{peer} left"));
-            Ok(())
-        }
+        Ok(Ending::PeerLeft) => Ok(()),
         Ok(Ending::Exit | Ending::KeyboardClosed | Ending::ScreenClosed) => Ok(()),
         Err(Failure::Peer(error)) => Err(Error { what: what(), error }),
         Err(failure) => Err(local_failure(failure)),
@@ -192,7 +224,7 @@ pub async fn talk<K, S>(
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Framer<K>,
+    keys: &mut Keys<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -205,6 +237,15 @@ where
         Session { peer: &mut peer, to_peer: &mut to_peer, keys }.run(role, settings, screen).await;
     net::close(wire).await;
     outcome
+}
+
+/// Why lines still waiting when a session ended were not sent.
+fn unsent_because(outcome: &Result<Ending, Failure>) -> &'static str {
+    match outcome {
+        Ok(Ending::PeerLeft) => "the peer left",
+        Ok(_) => "the connection was closed",
+        Err(_) => "the connection failed",
+    }
 }
 
 /// A failure of the keyboard or the screen, which ends the program.

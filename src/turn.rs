@@ -10,6 +10,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures_lite::FutureExt;
 
 use crate::framer::{Frame, Framer};
+use crate::keyboard::Keys;
 
 /// The line that ends a session when typed on its own.
 pub const EXIT: &[u8] = b"EXIT";
@@ -108,7 +109,7 @@ pub struct Session<'a, P, W, K> {
     /// Bytes to the peer.
     pub to_peer: &'a mut W,
     /// Lines from the keyboard; it outlives the session.
-    pub keys: &'a mut Framer<K>,
+    pub keys: &'a mut Keys<K>,
 }
 
 /// What happened while the local user had the turn.
@@ -151,13 +152,31 @@ where
         idle: Option<Duration>,
         screen: &mut S,
     ) -> Result<Option<Ending>, Failure> {
-        // Nothing but the peer is awaited here, unless a timer is.
-        self.peer.get_ref().allow_blocking(idle.is_none()).map_err(Failure::Peer)?;
-        let frame = match idle {
-            None => self.peer.next().await,
-            Some(idle) => next_within(self.peer, idle).await,
-        }
-        .map_err(Failure::Peer)?;
+        // Nothing but the peer is awaited here, unless a timer is, or a
+        // person who may leave at any moment.
+        let watch = self.keys.is_edited();
+        self.peer.get_ref().allow_blocking(idle.is_none() && !watch).map_err(Failure::Peer)?;
+        let (peer, keys) = (&mut *self.peer, &mut *self.keys);
+        let from_peer = async {
+            match idle {
+                None => peer.next().await,
+                Some(idle) => next_within(peer, idle).await,
+            }
+            .map_err(Failure::Peer)
+        };
+        let frame = if watch {
+            // The peer first, so that its message is shown before a leave
+            // typed at the same moment.
+            let left = async { keys.watch().await.map_err(Failure::Keyboard) };
+            match future::or(async { from_peer.await.map(Ok) }, async { left.await.map(Err) })
+                .await?
+            {
+                Ok(frame) => frame,
+                Err(ending) => return Ok(Some(ending)),
+            }
+        } else {
+            from_peer.await?
+        };
         match frame {
             Frame::Line => Ok(show(self.peer, screen)?),
             Frame::TooLong => Err(Failure::Peer(too_long(self.peer.max_line()))),
@@ -210,10 +229,14 @@ where
                         return self.peer_gone(Ok(()), screen).await;
                     }
                     return match self.send(settings.send_timeout()).await {
-                        Ok(()) => Ok(Typed::Sent),
+                        Ok(()) => {
+                            self.keys.sent();
+                            Ok(Typed::Sent)
+                        }
                         // The peer's FIN came first (a reset then gives a
                         // broken pipe, not "connection reset"): it left.
                         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                            self.keys.not_sent();
                             self.peer_gone(Ok(()), screen).await
                         }
                         Err(e) => Err(Failure::Peer(e)),

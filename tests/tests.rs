@@ -23,8 +23,16 @@ mod interop;
 // Generated inputs for the framer and the sanitizer.
 mod props;
 
+// The pseudo-terminal harness: smolchat's screen through a terminal emulator.
+mod pty;
+
 // smolchat on a pseudo-terminal: prompt, label, colour, escapes, Ctrl-C.
 mod terminal;
+
+// The line editor on a pseudo-terminal: the screen as the conversation
+// happened, leaving at any time, lines that reach only their person, and
+// the terminal given back on every way out.
+mod editing;
 
 // Many connects and resets, and a soak of round trips.
 mod load;

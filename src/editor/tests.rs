@@ -298,8 +298,8 @@ fn hidden_lines_are_never_drawn() {
 fn a_resize_draws_again() {
     let mut s = Screen::new(20);
     s.type_bytes(b"0123456789abcdef");
-    s.editor.resize(10);
     s.term.screen_mut().set_size(10, 10);
+    s.editor.resize(10);
     s.draw(|e, out| {
         e.clear(out);
         e.render(out)

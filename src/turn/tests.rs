@@ -38,7 +38,7 @@ impl Screen for Recorder {
     }
 }
 
-type Keys = Framer<TypedAhead>;
+type Keys = crate::keyboard::Keys<TypedAhead>;
 
 /// The keyboard pipe, without piper's random yields (one read in a hundred
 /// is `Pending` although bytes wait): a line typed ahead must be there at
@@ -69,7 +69,7 @@ impl PeerSocket for piper::Reader {
 /// A keyboard whose input the test writes.
 fn keyboard(max_line: usize) -> (Keys, piper::Writer) {
     let (r, w) = piper::pipe(KEYBOARD_PIPE);
-    (Framer::new(TypedAhead(r), max_line), w)
+    (Keys::plain(TypedAhead(r), max_line), w)
 }
 
 /// The far end of a connection, driven by the test.
@@ -577,4 +577,110 @@ fn sends_are_bounded_by_30_seconds_without_an_idle_timeout() {
     assert_eq!(Settings::default().send_timeout(), Duration::from_secs(30));
     let set = Settings { idle_timeout: Some(Duration::from_secs(3)) };
     assert_eq!(set.send_timeout(), Duration::from_secs(3));
+}
+
+/// A keyboard at a terminal, in a session: what the test types goes
+/// through the line editor, which draws into a sink.
+fn terminal_keyboard(max_line: usize) -> (Keys, piper::Writer) {
+    use crate::console::Tty;
+    use crate::editor::Editor;
+    use crate::keyboard::SignalKeys;
+    use crate::keys::SpecialChars;
+    let (r, w) = piper::pipe(KEYBOARD_PIPE);
+    let editor = Editor::new(max_line, 80, SpecialChars::default());
+    let tty = Tty::new(editor, Box::new(io::sink()), false);
+    let signal_keys = SignalKeys { interrupt: || {}, suspend: || {} };
+    let mut keys = Keys::edited(
+        TypedAhead(r),
+        max_line,
+        std::rc::Rc::new(std::cell::RefCell::new(tty)),
+        signal_keys,
+    );
+    keys.begin_session();
+    (keys, w)
+}
+
+/// At a terminal, a person leaves while the peer has the turn.
+fn leave_during_the_peers_turn(leave: &'static [u8]) -> Ending {
+    let (mut keys, mut kb) = terminal_keyboard(20);
+    type_in(&mut kb, "hello\r");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("hello").await;
+            // The peer never answers.
+            kb.write_all(leave).await.unwrap();
+            p.expect_eof().await;
+        });
+    ending.unwrap()
+}
+
+#[test]
+fn exit_during_the_peers_turn_ends_the_session_at_a_terminal() {
+    assert_eq!(leave_during_the_peers_turn(b"EXIT\r"), Ending::Exit);
+}
+
+#[test]
+fn ctrl_d_during_the_peers_turn_ends_the_session_at_a_terminal() {
+    assert_eq!(leave_during_the_peers_turn(b"\x04"), Ending::KeyboardClosed);
+}
+
+#[test]
+fn a_line_entered_during_the_peers_turn_waits_for_the_next_turn() {
+    let (mut keys, mut kb) = terminal_keyboard(20);
+    type_in(&mut kb, "q\r");
+    let mut screen = Recorder::default();
+    let ending =
+        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+            p.expect("q").await;
+            kb.write_all(b"early\r").await.unwrap();
+            p.say(b"a\n").await;
+            p.expect("early").await;
+            kb.write_all(b"EXIT\r").await.unwrap();
+            p.expect_eof().await;
+        });
+    assert_eq!(ending.unwrap(), Ending::Exit);
+    assert_eq!(messages(&screen), ["a"]);
+}
+
+#[test]
+fn the_peers_turn_reads_the_socket_blocking_only_without_a_person() {
+    // A keyboard at a terminal is watched in the peer's turn: the socket must
+    // not block the thread then.
+    struct Watch(std::rc::Rc<std::cell::Cell<Option<bool>>>, piper::Reader);
+    impl PeerSocket for Watch {
+        fn allow_blocking(&self, allow: bool) -> io::Result<()> {
+            // The first call is the peer's turn's.
+            if self.0.get().is_none() {
+                self.0.set(Some(allow));
+            }
+            Ok(())
+        }
+    }
+    impl AsyncRead for Watch {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            std::pin::Pin::new(&mut self.1).poll_read(cx, buf)
+        }
+    }
+    for edited in [false, true] {
+        let (mut keys, _kb) = if edited { terminal_keyboard(20) } else { keyboard(20) };
+        let (from_peer, mut peer_out) = piper::pipe(PIPE);
+        let blocking = std::rc::Rc::new(std::cell::Cell::new(None));
+        let mut peer = Framer::new(Watch(blocking.clone(), from_peer), 20);
+        let mut sink = futures_lite::io::sink();
+        let mut screen = Recorder::default();
+        block_on(async {
+            peer_out.write_all(b"hi\n").await.unwrap();
+            drop(peer_out);
+            let mut session = Session { peer: &mut peer, to_peer: &mut sink, keys: &mut keys };
+            let _ = session.run(Role::Server, Settings::default(), &mut screen).await;
+        });
+        assert_eq!(messages(&screen), ["hi"]);
+        // Blocking was allowed in the peer's turn only without a person.
+        assert_eq!(blocking.get(), Some(!edited), "edited: {edited}");
+    }
 }
