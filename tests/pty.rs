@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::OpenOptionsExt;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -43,6 +43,18 @@ pub struct Term {
     shown: Arc<(Mutex<Shown>, Condvar)>,
     /// Where the next `expect` starts looking, so expectations come in order.
     cursor: usize,
+    /// smolchat's stdin when it is a pipe instead of the terminal.
+    pub stdin: Option<ChildStdin>,
+    /// smolchat's stdout by lines, when it is a pipe.
+    stdout: Option<mpsc::Receiver<Vec<u8>>>,
+}
+
+/// Which of smolchat's stdin and stdout are the terminal; the others are
+/// pipes. Stderr is always the terminal.
+#[derive(Clone, Copy)]
+pub struct Streams {
+    pub stdin: bool,
+    pub stdout: bool,
 }
 
 /// The settings of a terminal that matter to a user, comparable.
@@ -51,6 +63,12 @@ pub type Settings = String;
 impl Term {
     /// Starts `smolchat ARGS` on a new terminal with extra environment.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Term {
+        Term::start_with(args, env, Streams { stdin: true, stdout: true })
+    }
+
+    /// Starts `smolchat ARGS` with only `streams` (and stderr) on the
+    /// terminal.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)], streams: Streams) -> Term {
         let master =
             openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC).expect("openpt");
         grantpt(&master).expect("grantpt");
@@ -70,20 +88,32 @@ impl Term {
         // A test runner started in the background by a script ignores
         // SIGINT, and its children inherit that: `env` gives smolchat the
         // default action back, as a terminal user's shell does.
+        // `--ctty` takes the terminal from stdin, so it needs stdin to be one.
         let mut cmd = Command::new("env");
-        cmd.args(["--default-signal=INT", "setsid", "--wait", "--ctty"])
+        cmd.args(["--default-signal=INT", "setsid", "--wait"])
+            .args(if streams.stdin { &["--ctty"][..] } else { &[] })
             .arg(env!("CARGO_BIN_EXE_smolchat"))
             .args(args)
             .env_remove("NO_COLOR")
             .env("TERM", "xterm")
-            .stdin(slave.try_clone().expect("dup pty"))
-            .stdout(slave.try_clone().expect("dup pty"))
+            .stdin(if streams.stdin {
+                slave.try_clone().expect("dup pty").into()
+            } else {
+                Stdio::piped()
+            })
+            .stdout(if streams.stdout {
+                slave.try_clone().expect("dup pty").into()
+            } else {
+                Stdio::piped()
+            })
             .stderr(slave);
         for (key, value) in env {
             cmd.env(key, value);
         }
         let name = format!("{cmd:?}");
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().map(|out| util::pump(out, Arc::default()));
         // Only the child may hold the terminal's slave side now, so that the
         // master reads an end once the child is gone.
         drop(cmd);
@@ -117,7 +147,7 @@ impl Term {
                 changed.notify_all();
             }
         });
-        Term { name, child, keys, slave_path: path, shown, cursor: 0 }
+        Term { name, child, keys, slave_path: path, shown, cursor: 0, stdin, stdout }
     }
 
     /// `smolchat client 127.0.0.1 PORT` on a terminal.
@@ -160,6 +190,17 @@ impl Term {
         });
         self.cursor = found + needle.len();
         found
+    }
+
+    /// The next line smolchat wrote on its piped stdout, with its `\n`;
+    /// empty at the pipe's end.
+    pub fn stdout_line(&self) -> Vec<u8> {
+        let rx = self.stdout.as_ref().expect("stdout is a pipe");
+        match rx.recv_timeout(DEADLINE) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Disconnected) => Vec::new(),
+            Err(e) => panic!("{}: no line on stdout ({e:?})", self.name),
+        }
     }
 
     /// Waits until the screen shows `needle`; returns the screen's text.
@@ -434,6 +475,11 @@ impl Peer {
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("send to smolchat");
+    }
+
+    /// The port of this end, as smolchat names its peer.
+    pub fn local_port(&self) -> u16 {
+        self.writer.local_addr().expect("local address").port()
     }
 
     /// Closes the connection.

@@ -1,10 +1,12 @@
 //! smolchat on a pseudo-terminal against a raw TCP peer: the prompt, the
-//! peer label and its colour rules, escaping of hostile bytes, and Ctrl-C.
+//! peer label and its colour rules, escaping of hostile bytes, Ctrl-C, which
+//! stream decides the prompt and the label, and a message on a row of its own.
 
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-use crate::pty::{find, ready, Peer, RawServer, Term};
+use crate::pty::{find, ready, Peer, RawServer, Streams, Term};
 
 /// The coloured peer label smolchat puts before a message.
 const COLOURED: &[u8] = b"\x1b[1;36mpeer>\x1b[0m ";
@@ -202,4 +204,87 @@ fn ctrl_d_at_the_server_prompt_ends_the_program() {
     term.type_keys(b"\x04");
     assert_eq!(term.wait().code(), Some(0), "Ctrl-D at the server's prompt");
     assert_eq!(peer.line(), b"", "the server closed the connection");
+}
+
+/// A client with only `streams` (and stderr) on the terminal, connected to
+/// a raw server.
+fn client_with(streams: Streams) -> (Term, Peer) {
+    let mut server = RawServer::new();
+    let port = server.port.to_string();
+    let term = Term::start_with(&["client", "127.0.0.1", &port], &[], streams);
+    (term, server.accept())
+}
+
+#[test]
+fn the_prompt_follows_stdin_and_the_label_follows_stdout() {
+    if !ready("terminal::the_prompt_follows_stdin_and_the_label_follows_stdout") {
+        return;
+    }
+    // stdin and stderr the terminal, stdout a pipe: the line editor shows
+    // the prompt on the terminal, and the pipe gets the bare message.
+    let (mut term, mut peer) = client_with(Streams { stdin: true, stdout: false });
+    // Only what is typed after this line is for this server.
+    term.expect(b"connected to");
+    term.expect(b"you> ");
+    term.type_keys(b"hello\r");
+    assert_eq!(peer.line(), b"hello\n");
+    peer.send(b"hi\n");
+    assert_eq!(term.stdout_line(), b"hi\n", "the message in the pipe, without a label");
+    term.rows_end_with(&["you> hello", "you>"]);
+    term.type_keys(b"\x04");
+    assert_eq!(term.wait().code(), Some(0), "Ctrl-D ends the client");
+    assert_eq!(term.stdout_line(), b"", "more than the message in the pipe");
+    term.wait_closed();
+    let shown = term.shown();
+    let text = String::from_utf8_lossy(&shown);
+    assert!(find(&shown, b"hi").is_none(), "the message went to the terminal: {text:?}");
+    assert!(find(&shown, b"peer>").is_none(), "a label on the terminal: {text:?}");
+
+    // stdin a pipe, stdout and stderr the terminal: the message with its
+    // label on the terminal, and no prompt anywhere.
+    let (mut term, mut peer) = client_with(Streams { stdin: false, stdout: true });
+    term.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
+    assert_eq!(peer.line(), b"hello\n");
+    peer.send(b"hi\n");
+    term.expect(&[COLOURED, b"hi\r\n"].concat());
+    term.stdin = None;
+    assert_eq!(term.wait().code(), Some(0), "the end of piped input ends the client");
+    term.wait_closed();
+    let rows = term.rows();
+    assert!(rows.iter().any(|r| r == "peer> hi"), "no labelled row: {rows:?}");
+    let shown = term.shown();
+    let text = String::from_utf8_lossy(&shown);
+    assert!(find(&shown, b"you>").is_none(), "a prompt with piped input: {text:?}");
+}
+
+#[test]
+fn a_message_gets_a_row_of_its_own_and_the_input_line_comes_back_below() {
+    if !ready("terminal::a_message_gets_a_row_of_its_own_and_the_input_line_comes_back_below") {
+        return;
+    }
+    let (mut term, mut peer) = client_at_prompt(&[]);
+    let connected = term.rows()[0].clone();
+    assert!(connected.starts_with("smolchat: connected to 127.0.0.1:"), "{connected:?}");
+    term.type_keys(b"hello\r");
+    assert_eq!(peer.line(), b"hello\n");
+    // A line typed while the peer's turn runs, not yet entered.
+    term.type_keys(b"draft");
+    term.rows_end_with(&["you> hello", "you> draft"]);
+    peer.send(b"hi\n");
+    // The whole screen, row by row: the message alone on its row, nothing
+    // of the input line before or after it, and the input line below.
+    let want = [connected.as_str(), "you> hello", "peer> hi", "you> draft"];
+    term.rows_end_with(&want);
+    assert_eq!(term.rows(), want, "the screen");
+    term.cursor_at(0, 10);
+
+    // The peer leaves while the input line is shown: the status line too
+    // gets a row of its own, and the input line goes with the program.
+    let port = peer.local_port();
+    drop(peer);
+    let status = term.wait();
+    term.wait_closed();
+    let left = format!("smolchat: 127.0.0.1:{port} left");
+    assert_eq!(term.rows(), [&connected, "you> hello", "peer> hi", &left], "the screen at the end");
+    assert_eq!(status.code(), Some(0), "the peer's leaving ends the client");
 }

@@ -66,7 +66,7 @@ pub struct Proc {
 }
 
 /// Reads `src` by lines (keeping their `\n`) into a channel and a log.
-fn pump(src: impl Read + Send + 'static, log: Arc<Mutex<Vec<u8>>>) -> Receiver<Vec<u8>> {
+pub fn pump(src: impl Read + Send + 'static, log: Arc<Mutex<Vec<u8>>>) -> Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut reader = BufReader::new(src);
