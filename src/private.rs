@@ -10,7 +10,7 @@ use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::AsyncRead;
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::FutureExt;
 
 use crate::cli::Usage;
@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::framer::{Frame, Framer};
 use crate::keyboard::Keys as Typed;
 use crate::net::{self, Connection};
-use crate::turn::{Ending, Failure, PeerSocket, Role, Screen, Session, Settings};
+use crate::turn::{Ending, Failure, PeerSocket, PeerStream, Role, Screen, Session, Settings};
 use handshake::Keys;
 use record::{RecordReader, RecordWriter};
 
@@ -252,10 +252,11 @@ where
     S: Screen,
 {
     let reader = RecordReader::new(wire.clone(), secrets.open, max_line, &secrets.early);
-    let mut peer = Framer::new(reader, max_line);
+    let mut peer = Framer::new(Box::new(reader) as Box<dyn PeerStream>, max_line);
     let mut to_peer = RecordWriter::new(wire.clone(), secrets.seal);
+    let writer: &mut (dyn AsyncWrite + Unpin) = &mut to_peer;
     let outcome =
-        Session { peer: &mut peer, to_peer: &mut to_peer, keys }.run(role, settings, screen).await;
+        Session { peer: &mut peer, to_peer: writer, keys }.run(role, settings, screen).await;
     if outcome.is_ok() && wire.allow_blocking(false).is_ok() {
         // The peer may be gone or not reading; the close is best effort.
         let _ = to_peer

@@ -4,14 +4,14 @@
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use futures_lite::io::AsyncRead;
+use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use crate::cli::{ClientConfig, ServerConfig};
 use crate::error::{self, Error};
 use crate::framer::Framer;
 use crate::keyboard::Keys;
 use crate::net::{self, Connection};
-use crate::turn::{Ending, Failure, Role, Screen, Session, Settings};
+use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 
 /// How long the server waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
@@ -231,10 +231,11 @@ where
     K: AsyncRead + Unpin,
     S: Screen,
 {
-    let mut peer = Framer::new(wire.clone(), max_line);
-    let mut to_peer = wire.clone();
-    let outcome =
-        Session { peer: &mut peer, to_peer: &mut to_peer, keys }.run(role, settings, screen).await;
+    // Behind `dyn`, as in private chats: one copy of the turn loop
+    // (docs/footprint.md).
+    let mut peer = Framer::new(Box::new(wire.clone()) as Box<dyn PeerStream>, max_line);
+    let to_peer: &mut (dyn AsyncWrite + Unpin) = &mut wire.clone();
+    let outcome = Session { peer: &mut peer, to_peer, keys }.run(role, settings, screen).await;
     net::close(wire).await;
     outcome
 }

@@ -41,6 +41,22 @@ pub trait PeerSocket {
     }
 }
 
+/// A peer's stream behind one type, so that the turn loop is compiled once
+/// for plain and private chats rather than once per stream type.
+pub trait PeerStream: AsyncRead + PeerSocket + Unpin {}
+
+impl<T: AsyncRead + PeerSocket + Unpin> PeerStream for T {}
+
+impl<T: PeerSocket + ?Sized> PeerSocket for Box<T> {
+    fn allow_blocking(&self, allow: bool) -> io::Result<()> {
+        (**self).allow_blocking(allow)
+    }
+
+    fn hung_up(&self) -> bool {
+        (**self).hung_up()
+    }
+}
+
 /// Who speaks first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -103,7 +119,7 @@ impl Settings {
 
 /// The streams of one session.
 #[derive(Debug)]
-pub struct Session<'a, P, W, K> {
+pub struct Session<'a, P, W: ?Sized, K> {
     /// Lines from the peer.
     pub peer: &'a mut Framer<P>,
     /// Bytes to the peer.
@@ -118,7 +134,7 @@ enum Typed {
     Ended(Ending),
 }
 
-impl<P, W, K> Session<'_, P, W, K>
+impl<P, W: ?Sized, K> Session<'_, P, W, K>
 where
     P: AsyncRead + Unpin + PeerSocket,
     W: AsyncWrite + Unpin,
@@ -321,7 +337,7 @@ async fn watch<P: AsyncRead + Unpin + PeerSocket>(peer: &mut Framer<P>) -> io::R
 
 /// Writes all of `buf`, failing with "timed out" when a write makes no
 /// progress for `bound`. A write that goes through at once costs no timer.
-async fn write_within<W: AsyncWrite + Unpin>(
+async fn write_within<W: AsyncWrite + Unpin + ?Sized>(
     w: &mut W,
     mut buf: &[u8],
     bound: Duration,
