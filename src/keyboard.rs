@@ -513,6 +513,7 @@ mod tests {
     use super::*;
     use crate::editor::Editor;
     use crate::keys::SpecialChars;
+    use crate::testing::TypedAhead;
     use futures_lite::io::AsyncWriteExt;
     use futures_lite::FutureExt;
 
@@ -544,8 +545,9 @@ mod tests {
         }
     }
 
-    fn edited() -> (Keys<piper::Reader>, piper::Writer, Drawn) {
+    fn edited() -> (Keys<TypedAhead>, piper::Writer, Drawn) {
         let (r, w) = piper::pipe(1024);
+        let r = TypedAhead(r);
         let drawn = Drawn::default();
         let editor = Editor::new(100, 80, SpecialChars::default());
         let tty = Rc::new(RefCell::new(Tty::new(editor, Box::new(drawn.clone()), false)));

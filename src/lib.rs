@@ -22,3 +22,6 @@ pub mod roles;
 #[cfg(unix)]
 pub mod terminal;
 pub mod turn;
+
+#[cfg(test)]
+mod testing;

@@ -38,27 +38,9 @@ impl Screen for Recorder {
     }
 }
 
+use crate::testing::TypedAhead;
+
 type Keys = crate::keyboard::Keys<TypedAhead>;
-
-/// The keyboard pipe, without piper's random yields (one read in a hundred
-/// is `Pending` although bytes wait): a line typed ahead must be there at
-/// once, as the real keyboard's read-ahead makes it.
-struct TypedAhead(piper::Reader);
-
-impl AsyncRead for TypedAhead {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        loop {
-            match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
-                std::task::Poll::Pending if !self.0.is_empty() => continue,
-                polled => return polled,
-            }
-        }
-    }
-}
 
 impl PeerSocket for piper::Reader {
     fn allow_blocking(&self, _: bool) -> io::Result<()> {
