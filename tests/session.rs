@@ -87,6 +87,15 @@ pub(crate) fn assert_clean_stderr(who: &str, stderr: &str) {
     }
 }
 
+/// A client that ended on a reset: exit 1, one clean error line naming it.
+pub(crate) fn assert_client_reset(port: u16, code: Option<i32>, err: &str) {
+    assert_eq!(code, Some(1), "{err}");
+    let want =
+        format!("smolchat: error: connection to 127.0.0.1:{port}: connection reset by peer\n");
+    assert!(err.ends_with(&want), "{err}");
+    assert_clean_stderr("client", err);
+}
+
 /// `smolchat client 127.0.0.1 PORT`, connected (its status line was seen).
 fn connected_client(port: u16) -> Proc {
     let mut client = Proc::client(port);
