@@ -4,40 +4,13 @@
 
 #![no_main]
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+mod chunked;
 
+use chunked::Chunked;
 use futures_lite::future::block_on;
-use futures_lite::io::AsyncRead;
 use libfuzzer_sys::fuzz_target;
 use smolchat::escape::{escape, is_plain};
 use smolchat::framer::{Frame, Framer};
-
-/// Hands out the stream in reads whose sizes cycle through `sizes`.
-struct Chunked<'a> {
-    data: &'a [u8],
-    sizes: &'a [u8],
-    reads: usize,
-}
-
-impl AsyncRead for Chunked<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let size = match self.sizes {
-            [] => usize::MAX,
-            sizes => usize::from(sizes[self.reads % sizes.len()]).max(1),
-        };
-        self.reads += 1;
-        let n = size.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Poll::Ready(Ok(n))
-    }
-}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Out<'a> {

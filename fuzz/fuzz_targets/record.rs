@@ -4,42 +4,16 @@
 
 #![no_main]
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+mod chunked;
 
+use chunked::Chunked;
 use futures_lite::future::block_on;
-use futures_lite::io::{AsyncRead, AsyncWriteExt};
+use futures_lite::io::AsyncWriteExt;
 use libfuzzer_sys::fuzz_target;
 use smolchat::framer::{Frame, Framer};
 use smolchat::private::record::{Opener, RecordReader, RecordWriter, Sealer, OVERHEAD};
 
 const KEY: [u8; 32] = [9; 32];
-
-/// Hands out the stream in reads whose sizes cycle through `sizes`.
-struct Chunked<'a> {
-    data: &'a [u8],
-    sizes: &'a [u8],
-    reads: usize,
-}
-
-impl AsyncRead for Chunked<'_> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let size = match self.sizes {
-            [] => usize::MAX,
-            sizes => usize::from(sizes[self.reads % sizes.len()]).max(1),
-        };
-        self.reads += 1;
-        let n = size.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Poll::Ready(Ok(n))
-    }
-}
 
 /// Reads `stream` as the turn loop would; the lines, and whether it ended
 /// cleanly (at a close record).
