@@ -149,14 +149,21 @@ fn a_line_typed_after_a_hang_up_behind_a_full_buffer_is_not_sent() {
     hang_up_behind_a_full_buffer(Some(b"typed after the end\n"));
 }
 
-#[test]
-fn a_fin_behind_unread_data_keeps_the_typed_ahead_line_for_the_next_client() {
+/// A server whose first client has had one exchange and now holds the
+/// server's turn, so that the next client waits in the listen queue.
+fn server_with_a_first_client() -> (Proc, u16, TcpStream) {
     let (mut server, port) = Proc::server(&[]);
     let mut first = raw_connect(port);
     first.write_all(b"first\n").unwrap();
     assert_eq!(server.stdout_line(), "first\n");
     server.send(b"to first\n");
     assert_eq!(raw_line(&mut first), b"to first\n");
+    (server, port, first)
+}
+
+#[test]
+fn a_fin_behind_unread_data_keeps_the_typed_ahead_line_for_the_next_client() {
+    let (mut server, port, first) = server_with_a_first_client();
 
     // While the server waits for the first client, the second one queues,
     // says its line and more, and closes: its FIN waits behind the data.
@@ -208,12 +215,7 @@ fn data_then_a_reset_is_an_error_at_the_client() {
 
 #[test]
 fn data_then_a_reset_is_an_error_at_the_server_and_the_answer_is_kept() {
-    let (mut server, port) = Proc::server(&[]);
-    let mut first = raw_connect(port);
-    first.write_all(b"first\n").unwrap();
-    assert_eq!(server.stdout_line(), "first\n");
-    server.send(b"to first\n");
-    assert_eq!(raw_line(&mut first), b"to first\n");
+    let (mut server, port, first) = server_with_a_first_client();
 
     // The second client queues, says two lines and resets, all before its
     // turn: the server reads both lines and then the reset.

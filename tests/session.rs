@@ -808,11 +808,11 @@ fn an_ipv4_client_of_a_dual_stack_server_is_named_plainly() {
 // ---------------------------------------------------------------------------
 // Closing.
 
-#[test]
-fn a_peer_that_keeps_writing_after_exit_sees_a_clean_end_of_stream() {
+/// A client after one exchange, with much of what its raw peer sent out of
+/// turn still unread. A small limit stops the client reading ahead after a
+/// line or so, so that the rest waits unread in its kernel.
+fn client_with_unread_data() -> (Proc, TcpStream) {
     let (listener, port) = raw_listener();
-    // A small limit stops the client reading ahead after a line or so, so
-    // that what the peer sends out of turn waits unread in its kernel.
     let mut client =
         Proc::smolchat(&["client", "--max-line", "16", "127.0.0.1", &port.to_string()]);
     let mut server = raw_accept(&listener);
@@ -821,6 +821,12 @@ fn a_peer_that_keeps_writing_after_exit_sees_a_clean_end_of_stream() {
     server.write_all(b"hi\n").unwrap();
     assert_eq!(client.stdout_line(), "hi\n");
     server.write_all(&b"one more thing\n".repeat(4000)).unwrap();
+    (client, server)
+}
+
+#[test]
+fn a_peer_that_keeps_writing_after_exit_sees_a_clean_end_of_stream() {
+    let (mut client, mut server) = client_with_unread_data();
 
     // The client's FIN comes first, while it still reads: the end of the
     // stream reaches the peer at once, not after the linger.
@@ -841,15 +847,7 @@ fn a_peer_that_keeps_writing_after_exit_sees_a_clean_end_of_stream() {
 
 #[test]
 fn a_close_drains_unread_data_and_ends_even_when_the_peer_never_closes() {
-    let (listener, port) = raw_listener();
-    let mut client =
-        Proc::smolchat(&["client", "--max-line", "16", "127.0.0.1", &port.to_string()]);
-    let mut server = raw_accept(&listener);
-    client.send(b"hello\n");
-    assert_eq!(raw_line(&mut server), b"hello\n");
-    server.write_all(b"hi\n").unwrap();
-    assert_eq!(client.stdout_line(), "hi\n");
-    server.write_all(&b"one more thing\n".repeat(4000)).unwrap();
+    let (mut client, mut server) = client_with_unread_data();
     client.send(b"EXIT\n");
     assert_eq!(raw_rest(&mut server).unwrap(), b"");
     // The peer keeps its side open: the linger bounds the wait, and what was
