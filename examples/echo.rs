@@ -11,12 +11,12 @@
 use std::io;
 use std::net::Ipv4Addr;
 
-use smolchat::console::status;
 use smolchat::error::{self, Error};
-use smolchat::escape::escape;
-use smolchat::keyboard::Keys;
 use smolchat::net::{self, Connection};
 use smolchat::roles;
+use smolchat::terminal::console::status;
+use smolchat::terminal::escape::escape;
+use smolchat::terminal::keyboard::Keys;
 use smolchat::turn::{Failure, Role, Screen, Settings};
 
 /// The longest message echoed, as smolchat's default.

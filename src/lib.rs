@@ -8,18 +8,12 @@
 
 pub mod allow;
 pub mod cli;
-pub mod console;
-pub mod editor;
 pub mod error;
-pub mod escape;
 pub mod framer;
-pub mod keyboard;
-pub mod keys;
 pub mod net;
 #[cfg(feature = "private")]
 pub mod private;
 pub mod roles;
-#[cfg(unix)]
 pub mod terminal;
 pub mod turn;
 

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use futures_lite::future;
 use smolchat::cli::{self, Config, Parsed};
-use smolchat::console::{self, Console, ConsoleStyle};
-use smolchat::keyboard::{self, Keyboard, Keys};
+use smolchat::terminal::console::{self, Console, ConsoleStyle};
+use smolchat::terminal::keyboard::{self, Keyboard, Keys};
 #[cfg(unix)]
-use smolchat::terminal::Held;
+use smolchat::terminal::mode::Held;
 use smolchat::{error, net, roles};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
@@ -117,7 +117,7 @@ enum Run {
 enum Held {}
 
 #[cfg(not(unix))]
-use smolchat::console::Tty;
+use smolchat::terminal::console::Tty;
 
 #[cfg(not(unix))]
 impl Held {
@@ -126,7 +126,7 @@ impl Held {
         None
     }
 
-    fn signal_keys(&self) -> smolchat::keyboard::SignalKeys {
+    fn signal_keys(&self) -> smolchat::terminal::keyboard::SignalKeys {
         match *self {}
     }
 

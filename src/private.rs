@@ -15,9 +15,9 @@ use futures_lite::FutureExt;
 
 use crate::cli::Usage;
 use crate::error::Error;
-use crate::framer::{Frame, Framer};
-use crate::keyboard::Keys as Typed;
+use crate::framer::Framer;
 use crate::net::{self, Connection};
+use crate::terminal::keyboard::Keys as Typed;
 use crate::turn::{Ending, Failure, PeerSocket, PeerStream, Role, Screen, Session, Settings};
 use handshake::Keys;
 use record::{RecordReader, RecordWriter};
@@ -64,87 +64,14 @@ pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Typed<K>) -> Result<St
     if let Some(code) = code_from_environment("smolchat client").map_err(usage)? {
         return Ok(code);
     }
-    let line = read_hidden(keys)
+    let line = keys
+        .read_secret("code: ")
         .await
         .map_err(|error| Error { what: "cannot read the code".into(), error })?;
     code::normalise(&line).ok_or_else(|| Error {
         what: "no code".into(),
         error: io::Error::other("the code is empty"),
     })
-}
-
-/// Reads one line after a `code: ` prompt on stderr, without showing it
-/// when stdin is a terminal: through the line editor's hidden mode, or with
-/// the terminal's echo off where smolchat does not edit lines (`TERM=dumb`).
-async fn read_hidden<K: AsyncRead + Unpin>(keys: &mut Typed<K>) -> io::Result<String> {
-    use std::io::Write;
-    if keys.is_edited() {
-        return keys
-            .read_hidden("code: ")
-            .await?
-            .ok_or_else(|| io::Error::other("the keyboard ended before a code was typed"));
-    }
-    let mut stderr = io::stderr();
-    let frame = {
-        // Echo goes off before the prompt shows, so that nothing typed
-        // after it is shown, and back on as soon as the line is read.
-        let _echo = hidden::EchoOff::new();
-        let _ = stderr.write_all(b"code: ").and_then(|()| stderr.flush());
-        keys.next().await
-    };
-    let _ = stderr.write_all(b"\n");
-    match frame? {
-        Frame::Line if keys.line().contains(&0x03) => {
-            // Ctrl-C, which does not interrupt while the code is asked for.
-            std::process::exit(130)
-        }
-        Frame::Line => Ok(String::from_utf8_lossy(keys.line()).into_owned()),
-        Frame::TooLong => Err(io::Error::other("the code is too long")),
-        Frame::Eof => Err(io::Error::other("the keyboard ended before a code was typed")),
-    }
-}
-
-#[cfg(unix)]
-mod hidden {
-    //! Terminal echo off while the code is typed.
-    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions, Termios};
-
-    /// Echo (and Ctrl-C's signal, so that the settings are always restored)
-    /// off until dropped; nothing when stdin is not a terminal.
-    pub struct EchoOff(Option<Termios>);
-
-    impl EchoOff {
-        pub fn new() -> EchoOff {
-            let stdin = std::io::stdin();
-            let Ok(saved) = tcgetattr(&stdin) else { return EchoOff(None) };
-            let mut quiet = saved.clone();
-            quiet.local_modes.remove(LocalModes::ECHO | LocalModes::ISIG);
-            match tcsetattr(&stdin, OptionalActions::Now, &quiet) {
-                Ok(()) => EchoOff(Some(saved)),
-                Err(_) => EchoOff(None),
-            }
-        }
-    }
-
-    impl Drop for EchoOff {
-        fn drop(&mut self) {
-            if let Some(saved) = &self.0 {
-                let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, saved);
-            }
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod hidden {
-    //! No echo control outside Unix yet: the code shows as it is typed.
-    pub struct EchoOff;
-
-    impl EchoOff {
-        pub fn new() -> EchoOff {
-            EchoOff
-        }
-    }
 }
 
 /// The server's code and the wrong guesses made at it.

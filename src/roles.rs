@@ -9,8 +9,8 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use crate::cli::{ClientConfig, ServerConfig};
 use crate::error::{self, Error};
 use crate::framer::Framer;
-use crate::keyboard::Keys;
 use crate::net::{self, Connection};
+use crate::terminal::keyboard::Keys;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 
 /// How long the server waits before it accepts again after a failed accept

@@ -2,6 +2,7 @@
 //! the same over a TCP socket and over in-memory pipes in tests.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
@@ -10,7 +11,6 @@ use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures_lite::FutureExt;
 
 use crate::framer::{Frame, Framer};
-use crate::keyboard::Keys;
 
 /// The line that ends a session when typed on its own.
 pub const EXIT: &[u8] = b"EXIT";
@@ -79,6 +79,43 @@ pub trait Screen {
     fn typed(&mut self) {}
 }
 
+/// What the turn loop needs from the keyboard: the next line on the local
+/// user's turn, the end of input, and a leave (`EXIT`, Ctrl-D) while the
+/// peer has the turn. The keyboard implements it; the turn loop never
+/// knows whether a person or a script types.
+pub trait Lines {
+    /// Whether the keyboard is watched while the peer has the turn (a
+    /// person who may leave at any moment), so the peer's socket is never
+    /// read by blocking the thread.
+    fn is_watched(&self) -> bool;
+
+    /// The next line for the local user's turn. Cancelling it loses nothing.
+    fn next(&mut self) -> impl Future<Output = io::Result<Frame>>;
+
+    /// Returns when the user leaves while it is not their turn; never for
+    /// a keyboard that is not watched.
+    fn watch(&mut self) -> impl Future<Output = io::Result<Ending>>;
+
+    /// The text of the line last returned by [`Lines::next`].
+    fn line(&self) -> &[u8];
+
+    /// The line last returned, with its `\n`, when it can go out as it came.
+    fn line_with_newline(&self) -> Option<&[u8]>;
+
+    /// The longest line taken.
+    fn max_line(&self) -> usize;
+
+    /// The line last returned could not be sent because the peer left
+    /// before it: kept for whoever comes next, or said not sent.
+    fn put_back(&mut self);
+
+    /// The line last returned could not be sent and will not be.
+    fn not_sent(&mut self);
+
+    /// The line last returned was sent.
+    fn sent(&mut self);
+}
+
 /// How a session ended without a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -125,7 +162,7 @@ pub struct Session<'a, P, W: ?Sized, K> {
     /// Bytes to the peer.
     pub to_peer: &'a mut W,
     /// Lines from the keyboard; it outlives the session.
-    pub keys: &'a mut Keys<K>,
+    pub keys: &'a mut K,
 }
 
 /// What happened while the local user had the turn.
@@ -138,7 +175,7 @@ impl<P, W: ?Sized, K> Session<'_, P, W, K>
 where
     P: AsyncRead + Unpin + PeerSocket,
     W: AsyncWrite + Unpin,
-    K: AsyncRead + Unpin,
+    K: Lines,
 {
     /// Runs turns until the session ends.
     pub async fn run<S: Screen>(
@@ -170,7 +207,7 @@ where
     ) -> Result<Option<Ending>, Failure> {
         // Nothing but the peer is awaited here, unless a timer is, or a
         // person who may leave at any moment.
-        let watch = self.keys.is_edited();
+        let watch = self.keys.is_watched();
         self.peer.get_ref().allow_blocking(idle.is_none() && !watch).map_err(Failure::Peer)?;
         let (peer, keys) = (&mut *self.peer, &mut *self.keys);
         let from_peer = async {

@@ -42,3 +42,6 @@ mod private;
 
 // Who may join: --allow and --deny, IPv4 and IPv6.
 mod allow;
+
+// The layout: no two source files need each other.
+mod layout;

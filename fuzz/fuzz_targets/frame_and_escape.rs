@@ -9,7 +9,7 @@ mod chunked;
 use chunked::Chunked;
 use futures_lite::future::block_on;
 use libfuzzer_sys::fuzz_target;
-use smolchat::escape::{escape, is_plain};
+use smolchat::terminal::escape::{escape, is_plain};
 use smolchat::framer::{Frame, Framer};
 
 #[derive(Debug, PartialEq, Eq)]

@@ -206,7 +206,7 @@ fn session(stream: Vec<u8>) -> (Vec<String>, Result<Ending, crate::turn::Failure
         keys_out.write_all(b"ok\nok\nok\n").await.unwrap();
         let reader = RecordReader::new(peer_in, Opener::new(&key), 100, &[]);
         let mut peer = Framer::new(reader, 100);
-        let mut keys = crate::keyboard::Keys::plain(keys_in, 100);
+        let mut keys = crate::terminal::keyboard::Keys::plain(keys_in, 100);
         let mut sink = Vec::new();
         let mut session = Session { peer: &mut peer, to_peer: &mut sink, keys: &mut keys };
         let run = session.run(Role::Server, Settings::default(), &mut screen);

@@ -40,7 +40,7 @@ impl Screen for Recorder {
 
 use crate::testing::TypedAhead;
 
-type Keys = crate::keyboard::Keys<TypedAhead>;
+type Keys = crate::terminal::keyboard::Keys<TypedAhead>;
 
 impl PeerSocket for piper::Reader {
     fn allow_blocking(&self, _: bool) -> io::Result<()> {
@@ -564,10 +564,10 @@ fn sends_are_bounded_by_30_seconds_without_an_idle_timeout() {
 /// A keyboard at a terminal, in a session: what the test types goes
 /// through the line editor, which draws into a sink.
 fn terminal_keyboard(max_line: usize) -> (Keys, piper::Writer) {
-    use crate::console::Tty;
-    use crate::editor::Editor;
-    use crate::keyboard::SignalKeys;
-    use crate::keys::SpecialChars;
+    use crate::terminal::console::Tty;
+    use crate::terminal::editor::Editor;
+    use crate::terminal::keyboard::SignalKeys;
+    use crate::terminal::keys::SpecialChars;
     let (r, w) = piper::pipe(KEYBOARD_PIPE);
     let editor = Editor::new(max_line, 80, SpecialChars::default());
     let tty = Tty::new(editor, Box::new(io::sink()), false);

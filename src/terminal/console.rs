@@ -1,17 +1,17 @@
 //! The screen: terminal detection, the prompt, the peer label and status
-//! lines; peer text goes through [`crate::escape`] on its way out. At a
+//! lines; peer text goes through [`crate::terminal::escape`] on its way out. At a
 //! terminal with the line editor, everything is printed above its area.
 
 use std::cell::RefCell;
 use std::io::{self, IsTerminal, Write};
 use std::rc::Rc;
 
-use crate::editor::Editor;
-use crate::escape::{is_plain, write_escaped};
+use crate::terminal::editor::Editor;
+use crate::terminal::escape::{is_plain, write_escaped};
 use crate::turn::Screen;
 
 /// Shown on stderr when it is the local user's turn and stdin is a terminal.
-pub const PROMPT: &str = crate::editor::PROMPT;
+pub const PROMPT: &str = crate::terminal::editor::PROMPT;
 
 /// Put before each peer message when stdout is a terminal.
 const LABEL: &str = "peer> ";

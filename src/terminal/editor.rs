@@ -13,7 +13,7 @@ use std::io::Write;
 
 use unicode_width::UnicodeWidthChar;
 
-use crate::keys::{Decoder, Key, SpecialChars};
+use crate::terminal::keys::{Decoder, Key, SpecialChars};
 
 /// The prompt before the line being typed and before lines entered.
 pub const PROMPT: &str = "you> ";

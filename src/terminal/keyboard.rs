@@ -13,10 +13,10 @@ use blocking::Unblock;
 use futures_lite::future;
 use futures_lite::io::{AssertAsync, AsyncRead, AsyncReadExt};
 
-use crate::console::Tty;
-use crate::editor::Event;
 use crate::framer::{Frame, Framer};
-use crate::turn::{Ending, EXIT};
+use crate::terminal::console::Tty;
+use crate::terminal::editor::Event;
+use crate::turn::{Ending, Lines, EXIT};
 
 /// The keyboard: stdin as an async stream, opened once for the whole program.
 ///
@@ -412,6 +412,76 @@ impl<K: AsyncRead + Unpin> Keys<K> {
             }
         }
     }
+
+    /// Reads one line after `prompt` on stderr, without showing it
+    /// when stdin is a terminal: through the line editor's hidden mode, or with
+    /// the terminal's echo off where smolchat does not edit lines (`TERM=dumb`).
+    pub async fn read_secret(&mut self, prompt: &str) -> io::Result<String> {
+        use std::io::Write;
+        if self.is_edited() {
+            return self
+                .read_hidden(prompt)
+                .await?
+                .ok_or_else(|| io::Error::other("the keyboard ended before a code was typed"));
+        }
+        let mut stderr = io::stderr();
+        let frame = {
+            // Echo goes off before the prompt shows, so that nothing typed
+            // after it is shown, and back on as soon as the line is read.
+            let _echo = hidden::EchoOff::new();
+            let _ = stderr.write_all(prompt.as_bytes()).and_then(|()| stderr.flush());
+            self.next().await
+        };
+        let _ = stderr.write_all(b"\n");
+        match frame? {
+            Frame::Line if self.line().contains(&0x03) => {
+                // Ctrl-C, which does not interrupt while the code is asked for.
+                std::process::exit(130)
+            }
+            Frame::Line => Ok(String::from_utf8_lossy(self.line()).into_owned()),
+            Frame::TooLong => Err(io::Error::other("the code is too long")),
+            Frame::Eof => Err(io::Error::other("the keyboard ended before a code was typed")),
+        }
+    }
+}
+
+/// What the turn loop takes from the keyboard, as it is.
+impl<K: AsyncRead + Unpin> Lines for Keys<K> {
+    fn is_watched(&self) -> bool {
+        self.is_edited()
+    }
+
+    async fn next(&mut self) -> io::Result<Frame> {
+        Keys::next(self).await
+    }
+
+    async fn watch(&mut self) -> io::Result<Ending> {
+        Keys::watch(self).await
+    }
+
+    fn line(&self) -> &[u8] {
+        Keys::line(self)
+    }
+
+    fn line_with_newline(&self) -> Option<&[u8]> {
+        Keys::line_with_newline(self)
+    }
+
+    fn max_line(&self) -> usize {
+        Keys::max_line(self)
+    }
+
+    fn put_back(&mut self) {
+        Keys::put_back(self)
+    }
+
+    fn not_sent(&mut self) {
+        Keys::not_sent(self)
+    }
+
+    fn sent(&mut self) {
+        Keys::sent(self)
+    }
 }
 
 impl<K> Edited<K> {
@@ -508,11 +578,54 @@ impl<K: AsyncRead + Unpin> Edited<K> {
     }
 }
 
+#[cfg(unix)]
+mod hidden {
+    //! Terminal echo off while the code is typed.
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions, Termios};
+
+    /// Echo (and Ctrl-C's signal, so that the settings are always restored)
+    /// off until dropped; nothing when stdin is not a terminal.
+    pub struct EchoOff(Option<Termios>);
+
+    impl EchoOff {
+        pub fn new() -> EchoOff {
+            let stdin = std::io::stdin();
+            let Ok(saved) = tcgetattr(&stdin) else { return EchoOff(None) };
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(LocalModes::ECHO | LocalModes::ISIG);
+            match tcsetattr(&stdin, OptionalActions::Now, &quiet) {
+                Ok(()) => EchoOff(Some(saved)),
+                Err(_) => EchoOff(None),
+            }
+        }
+    }
+
+    impl Drop for EchoOff {
+        fn drop(&mut self) {
+            if let Some(saved) = &self.0 {
+                let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, saved);
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod hidden {
+    //! No echo control outside Unix yet: the code shows as it is typed.
+    pub struct EchoOff;
+
+    impl EchoOff {
+        pub fn new() -> EchoOff {
+            EchoOff
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::editor::Editor;
-    use crate::keys::SpecialChars;
+    use crate::terminal::editor::Editor;
+    use crate::terminal::keys::SpecialChars;
     use crate::testing::TypedAhead;
     use futures_lite::io::AsyncWriteExt;
     use futures_lite::FutureExt;
