@@ -60,9 +60,16 @@ struct ServerArgs {
     /// turn away clients from this network, even if allowed (repeatable)
     #[argh(option, arg_name = "NET")]
     deny: Vec<String>,
+    /// meet the client through this relay instead of listening (private;
+    /// default: SMOLCHAT_RELAY when no PORT is given)
+    #[argh(option, arg_name = "HOST:PORT")]
+    relay: Option<String>,
+    /// with --relay: chat through the relay only, never directly
+    #[argh(switch)]
+    relay_only: bool,
     /// port to listen on, 0-65535 (0 picks a free port)
     #[argh(positional, arg_name = "PORT")]
-    port: String,
+    port: Option<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -82,12 +89,17 @@ struct ClientArgs {
     /// from SMOLCHAT_CODE or asked for
     #[argh(switch)]
     private: bool,
-    /// server name, IPv4 address or IPv6 address
-    #[argh(positional, arg_name = "HOST")]
-    host: String,
-    /// server port, 1-65535
-    #[argh(positional, arg_name = "PORT")]
-    port: String,
+    /// meet the server through this relay, by its code (private; default:
+    /// SMOLCHAT_RELAY when no HOST is given)
+    #[argh(option, arg_name = "HOST:PORT")]
+    relay: Option<String>,
+    /// with --relay: chat through the relay only, never directly
+    #[argh(switch)]
+    relay_only: bool,
+    /// the server: HOST PORT (a name, an IPv4 or IPv6 address, and a port
+    /// 1-65535); none with --relay
+    #[argh(positional, arg_name = "HOST PORT")]
+    server: Vec<String>,
 }
 
 /// What the command line asks for.
@@ -125,14 +137,30 @@ pub struct ServerConfig {
     pub private: bool,
     /// Who may join (`--allow`, `--deny`).
     pub admission: Admission,
+    /// Meet the client through a relay instead of listening.
+    pub relay: Option<Relay>,
 }
+
+/// A relay to meet through (`--relay HOST:PORT`, or `SMOLCHAT_RELAY`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relay {
+    /// The relay's name or address, as typed, without brackets.
+    pub host: String,
+    /// The relay's port.
+    pub port: u16,
+    /// Never try a direct connection (`--relay-only`).
+    pub relay_only: bool,
+}
+
+/// The variable that names the relay when `--relay` is not given.
+pub const RELAY_VARIABLE: &str = "SMOLCHAT_RELAY";
 
 /// Settings of `smolchat client`.
 #[derive(Debug, PartialEq)]
 pub struct ClientConfig {
-    /// Server name or address, as typed.
+    /// Server name or address, as typed; the relay's when relayed.
     pub host: String,
-    /// Server port.
+    /// Server port; the relay's when relayed.
     pub port: u16,
     /// Time allowed for resolving and for each address.
     pub connect_timeout: Duration,
@@ -142,6 +170,8 @@ pub struct ClientConfig {
     pub max_line: usize,
     /// A private chat (`--private`).
     pub private: bool,
+    /// Meet the server through this relay (`host` and `port` are its).
+    pub relay: Option<Relay>,
 }
 
 /// A usage error: the message, and the command whose `--help` to suggest.
@@ -160,8 +190,16 @@ impl Usage {
     }
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name, with `SMOLCHAT_RELAY`
+/// from the environment.
 pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
+    let relay = std::env::var(RELAY_VARIABLE).ok().filter(|v| !v.is_empty());
+    parse_with(args, relay.as_deref())
+}
+
+/// Parses the arguments after the program name; `env_relay` is the relay
+/// taken when neither `--relay` nor a port or host is given.
+pub fn parse_with(args: &[&str], env_relay: Option<&str>) -> Result<Parsed, Usage> {
     let command = match args.first() {
         Some(&sub @ ("server" | "client")) => format!("smolchat {sub}"),
         _ => "smolchat".to_string(),
@@ -177,36 +215,128 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
     }
     let config = match parsed.command {
         None => return Err(usage("no command given: expected 'server' or 'client'".into())),
-        Some(Command::Server(s)) => Config::Server(ServerConfig {
-            bind: match &s.bind {
-                None => IpAddr::from([0, 0, 0, 0]),
-                Some(text) => ip_address(text).map_err(usage)?,
-            },
-            port: port(&s.port, 0).map_err(usage)?,
-            idle_timeout: idle_timeout(s.idle_timeout.as_deref()).map_err(usage)?,
-            max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
-            private: private(s.private).map_err(usage)?,
-            admission: Admission {
-                allow: nets("--allow", &s.allow).map_err(usage)?,
-                deny: nets("--deny", &s.deny).map_err(usage)?,
-            },
-        }),
-        Some(Command::Client(c)) if c.host.is_empty() => {
-            return Err(usage("invalid host '': expected a name or an address".into()));
+        Some(Command::Server(s)) => {
+            let relay = relay(s.relay.as_deref(), s.relay_only, s.port.is_some(), env_relay)
+                .map_err(usage)?;
+            let port =
+                match (&s.port, &relay) {
+                    (Some(text), _) => port(text, 0).map_err(usage)?,
+                    (None, Some(_)) => 0,
+                    (None, None) => return Err(usage(
+                        "required positional arguments not provided: PORT (or --relay HOST:PORT)"
+                            .into(),
+                    )),
+                };
+            if relay.is_some() {
+                let local = [
+                    ("--bind", s.bind.is_some()),
+                    ("--allow", !s.allow.is_empty()),
+                    ("--deny", !s.deny.is_empty()),
+                ];
+                if let Some((flag, _)) = local.iter().find(|(_, given)| *given) {
+                    return Err(usage(format!(
+                        "{flag} does not apply to a server that meets its client through a relay"
+                    )));
+                }
+            }
+            Config::Server(ServerConfig {
+                bind: match &s.bind {
+                    None => IpAddr::from([0, 0, 0, 0]),
+                    Some(text) => ip_address(text).map_err(usage)?,
+                },
+                port,
+                idle_timeout: idle_timeout(s.idle_timeout.as_deref()).map_err(usage)?,
+                max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
+                private: private(s.private || relay.is_some()).map_err(usage)?,
+                admission: Admission {
+                    allow: nets("--allow", &s.allow).map_err(usage)?,
+                    deny: nets("--deny", &s.deny).map_err(usage)?,
+                },
+                relay,
+            })
         }
-        Some(Command::Client(c)) => Config::Client(ClientConfig {
-            port: port(&c.port, 1).map_err(usage)?,
-            connect_timeout: match &c.connect_timeout {
-                None => DEFAULT_CONNECT_TIMEOUT,
-                Some(text) => seconds("--connect-timeout", text).map_err(usage)?,
-            },
-            idle_timeout: idle_timeout(c.idle_timeout.as_deref()).map_err(usage)?,
-            max_line: max_line(c.max_line.as_deref()).map_err(usage)?,
-            private: private(c.private).map_err(usage)?,
-            host: c.host,
-        }),
+        Some(Command::Client(c)) => {
+            let relay = relay(c.relay.as_deref(), c.relay_only, !c.server.is_empty(), env_relay)
+                .map_err(usage)?;
+            let (host, port) =
+                match (c.server.as_slice(), &relay) {
+                    ([host, ..], _) if host.is_empty() => {
+                        return Err(usage("invalid host '': expected a name or an address".into()));
+                    }
+                    ([host, text], _) => (host.clone(), port(text, 1).map_err(usage)?),
+                    ([], Some(relay)) => (relay.host.clone(), relay.port),
+                    ([_, _, extra, ..], _) => {
+                        return Err(usage(format!("unrecognized argument: {extra}")));
+                    }
+                    _ => return Err(usage(
+                        "required positional arguments not provided: PORT (or --relay HOST:PORT)"
+                            .into(),
+                    )),
+                };
+            Config::Client(ClientConfig {
+                port,
+                connect_timeout: match &c.connect_timeout {
+                    None => DEFAULT_CONNECT_TIMEOUT,
+                    Some(text) => seconds("--connect-timeout", text).map_err(usage)?,
+                },
+                idle_timeout: idle_timeout(c.idle_timeout.as_deref()).map_err(usage)?,
+                max_line: max_line(c.max_line.as_deref()).map_err(usage)?,
+                private: private(c.private || relay.is_some()).map_err(usage)?,
+                host,
+                relay,
+            })
+        }
     };
     Ok(Parsed::Run(config))
+}
+
+/// The relay asked for: `--relay`, or `SMOLCHAT_RELAY` when the command
+/// line names no port or host of its own (`direct`).
+fn relay(
+    flag: Option<&str>,
+    relay_only: bool,
+    direct: bool,
+    env_relay: Option<&str>,
+) -> Result<Option<Relay>, String> {
+    let (text, from) = match (flag, direct) {
+        (Some(_), true) => {
+            return Err(
+                "--relay takes the place of the port (and host): give one or the other".into()
+            )
+        }
+        (Some(text), false) => (text, "--relay"),
+        (None, false) if env_relay.is_some() => (env_relay.unwrap_or_default(), RELAY_VARIABLE),
+        (None, _) if relay_only => return Err("--relay-only goes with --relay".into()),
+        (None, _) => return Ok(None),
+    };
+    let (host, port) =
+        host_and_port(text).map_err(|why| format!("invalid relay '{text}' in {from}: {why}"))?;
+    Ok(Some(Relay { host, port, relay_only }))
+}
+
+/// `HOST:PORT`, `[V6]:PORT`: a host (brackets taken off) and a port 1-65535.
+pub fn host_and_port(text: &str) -> Result<(String, u16), String> {
+    let expected = "expected HOST:PORT or [IPv6]:PORT";
+    let (host, port_text) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']').ok_or(expected)?;
+            (host, after.strip_prefix(':').ok_or(expected)?)
+        }
+        None => {
+            let (host, port) = text.rsplit_once(':').ok_or(expected)?;
+            if host.contains(':') {
+                return Err(format!("{expected} (an IPv6 address goes in brackets)"));
+            }
+            (host, port)
+        }
+    };
+    if host.is_empty() {
+        return Err(expected.into());
+    }
+    match port_text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok((host.to_string(), port)),
+        _ => Err(format!("invalid port '{port_text}': expected a number from 1 to 65535")),
+    }
 }
 
 /// argh's messages span lines and start with a capital; ours are one line.
@@ -294,14 +424,14 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Config {
-        match parse(args) {
+        match parse_with(args, None) {
             Ok(Parsed::Run(config)) => config,
             other => panic!("{args:?}: {other:?}"),
         }
     }
 
     fn error(args: &[&str]) -> String {
-        match parse(args) {
+        match parse_with(args, None) {
             Err(usage) => usage.message,
             other => panic!("{args:?} parsed: {other:?}"),
         }
@@ -316,6 +446,7 @@ mod tests {
             max_line: DEFAULT_MAX_LINE,
             private: false,
             admission: Admission::default(),
+            relay: None,
         };
         assert_eq!(run(&["server", "2000"]), Config::Server(want));
     }
@@ -343,6 +474,7 @@ mod tests {
             idle_timeout: None,
             max_line: DEFAULT_MAX_LINE,
             private: false,
+            relay: None,
         };
         assert_eq!(run(&["client", "localhost", "2000"]), Config::Client(want));
         let args = [
@@ -480,6 +612,62 @@ mod tests {
         }
         // The code never goes on the command line.
         assert!(error(&["client", "--private", "--code", "x", "h", "1"]).contains("--code"));
+    }
+
+    #[test]
+    fn relay_takes_the_place_of_the_port_and_host() {
+        let relay =
+            |host: &str, port, relay_only| Some(Relay { host: host.into(), port, relay_only });
+        #[cfg(feature = "private")]
+        {
+            let Config::Server(s) = run(&["server", "--relay", "relay.example:7000"]) else {
+                panic!()
+            };
+            assert_eq!(s.relay, relay("relay.example", 7000, false));
+            assert!(s.private, "--relay implies --private");
+            let Config::Client(c) = run(&["client", "--relay-only", "--relay", "[::1]:7"]) else {
+                panic!()
+            };
+            assert_eq!(c.relay, relay("::1", 7, true));
+            assert_eq!((c.host.as_str(), c.port, c.private), ("::1", 7, true));
+            // SMOLCHAT_RELAY only when the command line names no port or host.
+            let from_env = |args: &[&str]| match parse_with(args, Some("203.0.113.9:9")) {
+                Ok(Parsed::Run(config)) => config,
+                other => panic!("{other:?}"),
+            };
+            let Config::Server(s) = from_env(&["server"]) else { panic!() };
+            assert_eq!(s.relay, relay("203.0.113.9", 9, false));
+            let Config::Server(s) = from_env(&["server", "2000"]) else { panic!() };
+            assert_eq!((s.relay, s.port), (None, 2000));
+            let Config::Client(c) = from_env(&["client"]) else { panic!() };
+            assert_eq!(c.relay, relay("203.0.113.9", 9, false));
+            let Config::Client(c) = from_env(&["client", "h", "1"]) else { panic!() };
+            assert_eq!(c.relay, None);
+        }
+        #[cfg(not(feature = "private"))]
+        assert!(error(&["server", "--relay", "r:1"]).starts_with("--private is not available"));
+        assert_eq!(
+            error(&["server", "--relay", "r:1", "2000"]),
+            "--relay takes the place of the port (and host): give one or the other"
+        );
+        assert!(error(&["client", "--relay", "r:1", "h", "1"]).starts_with("--relay takes"));
+        assert_eq!(error(&["server", "--relay-only", "1"]), "--relay-only goes with --relay");
+        for flag in [&["--bind", "::"][..], &["--allow", "::1"], &["--deny", "::1"]] {
+            let mut args = vec!["server", "--relay", "r:1"];
+            args.extend_from_slice(flag);
+            assert!(error(&args).contains("does not apply to a server that meets"), "{flag:?}");
+        }
+        assert_eq!(
+            error(&["server", "--relay", "::1:7000"]),
+            "invalid relay '::1:7000' in --relay: expected HOST:PORT or [IPv6]:PORT \
+             (an IPv6 address goes in brackets)"
+        );
+        assert!(error(&["client", "--relay", "r:0"]).contains("invalid port '0'"));
+        assert!(error(&["client", "--relay", "r"]).contains("expected HOST:PORT"));
+        assert!(error(&["client", "--relay", "[::1]7"]).contains("expected HOST:PORT"));
+        assert!(error(&["client", "--relay", ":7"]).contains("expected HOST:PORT"));
+        assert!(error(&["client"]).contains("required positional arguments not provided"));
+        assert!(error(&["client", "h", "1", "2"]).contains("unrecognized argument: 2"));
     }
 
     #[test]
