@@ -8,6 +8,8 @@
 //! BENCH_RUNS=5 cargo bench --bench relay            # more runs, steadier medians
 //! BENCH_RELAY_PAIRS=2000 cargo bench --bench relay  # fewer pairs held (BENCH_TRANSIT_PAIRS: the transit relay's alone)
 //! BENCH_RELAY_STRACE=1 cargo bench --bench relay    # and one more run of each under `strace -c -f`
+//! BENCH_RUNS=0 BENCH_RELAY_STRACE=1 cargo bench --bench relay   # the strace runs alone
+//! BENCH_RELAY_TRANSIT=0 cargo bench --bench relay   # smolchat relay alone
 //! ```
 //!
 //! A run: the relay starts on a free loopback port and its RSS is read idle.

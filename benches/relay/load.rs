@@ -82,7 +82,7 @@ pub fn main() -> ExitCode {
     let number = |name: &str, default: usize| {
         std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
     };
-    let runs = if bench { number("BENCH_RUNS", 3).max(1) } else { 1 };
+    let runs = if bench { number("BENCH_RUNS", 3) } else { 1 };
     let mut load = if bench {
         Load {
             pairs: number("BENCH_RELAY_PAIRS", GOAL_PAIRS),
@@ -107,7 +107,9 @@ pub fn main() -> ExitCode {
     let transit_load = Load { pairs: transit_pairs.min(most), ..load };
 
     let mut kinds = vec![Kind::Smolchat];
-    if on_path("twist").is_some() {
+    if std::env::var_os("BENCH_RELAY_TRANSIT").is_some_and(|v| v == "0") {
+        println!("relay: BENCH_RELAY_TRANSIT=0: smolchat's figures alone");
+    } else if on_path("twist").is_some() {
         kinds.push(Kind::Transit);
     } else {
         println!("relay: twist (magic-wormhole's transit relay) is not on PATH: smolchat's figures alone");
@@ -214,7 +216,7 @@ pub fn main() -> ExitCode {
         }
     }
 
-    if let Some(s) = medians[Kind::Smolchat as usize] {
+    if let Some(s) = medians[Kind::Smolchat as usize].filter(|_| bench) {
         goal(
             &format!("{GOAL_PAIRS} pairs held at once"),
             &format!("{} held", s.pairs),
@@ -620,7 +622,7 @@ fn report_syscalls(kind: Kind, counts: &Counts, load: Load) {
     let top: Vec<String> = counts
         .calls
         .iter()
-        .take(5)
+        .take_while(|(_, n)| *n as f64 / messages >= 0.005)
         .map(|(name, n)| format!("{name} {:.2}", *n as f64 / messages))
         .collect();
     println!(
