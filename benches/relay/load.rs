@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Resource, Rlimit};
 
+#[path = "private.rs"]
+mod private;
+
 /// A relayed message, its `\n` included.
 const MESSAGE: usize = 40;
 
@@ -78,7 +81,7 @@ impl Figures {
 }
 
 pub fn main() -> ExitCode {
-    let bench = std::env::args().any(|a| a == "--bench");
+    let bench = is_bench();
     let number = |name: &str, default: usize| {
         std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
     };
@@ -245,10 +248,27 @@ pub fn main() -> ExitCode {
         }
     }
 
+    let (private_runs, round_trips) =
+        if bench { (runs, number("BENCH_PRIVATE_ROUND_TRIPS", 5_000)) } else { (1, 50) };
+    ok &= private::main(private_runs, round_trips);
+
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Whether this is `cargo bench`, not `cargo test --benches`' short run.
+fn is_bench() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The smolchat to measure: this build's, or `BENCH_SMOLCHAT`.
+fn smolchat() -> Command {
+    match std::env::var_os("BENCH_SMOLCHAT") {
+        Some(path) => Command::new(path),
+        None => Command::new(env!("CARGO_BIN_EXE_smolchat")),
     }
 }
 
@@ -329,35 +349,7 @@ impl Relay {
 fn start(kind: Kind, load: Load) -> Result<Relay, String> {
     match kind {
         Kind::Smolchat => {
-            let max_chats = (load.pairs + 16).max(10_000).to_string();
-            let mut child = Reaped(
-                Command::new(env!("CARGO_BIN_EXE_smolchat"))
-                    .args(["relay", "--bind", "127.0.0.1", "--max-chats", &max_chats, "0"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .map_err(|e| format!("cannot start smolchat relay: {e}"))?,
-            );
-            // The first status line names the port; the rest (a line a pair)
-            // is read and dropped so that the relay never blocks on it.
-            let status = BufReader::new(child.0.stderr.take().expect("piped stderr"));
-            let (tx, rx) = mpsc::channel();
-            thread::spawn(move || {
-                let mut lines = status.lines();
-                let _ = tx.send(lines.next());
-                lines.for_each(drop);
-            });
-            let line = match rx.recv_timeout(DEADLINE) {
-                Ok(Some(Ok(line))) => line,
-                Ok(_) => return Err("smolchat relay ended before it listened".into()),
-                Err(_) => return Err("smolchat relay did not say it listened".into()),
-            };
-            let port = line
-                .strip_prefix("smolchat: relay listening on ")
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| format!("smolchat relay said: {line}"))?;
+            let (child, port) = start_smolchat_relay(smolchat(), load.pairs)?;
             Ok(Relay { child, port })
         }
         Kind::Transit => {
@@ -389,6 +381,41 @@ fn start(kind: Kind, load: Load) -> Result<Relay, String> {
             Ok(relay)
         }
     }
+}
+
+/// Starts `relay` (smolchat, or taskset starting it) as `smolchat relay` on a free loopback port for `pairs` pairs: the
+/// relay and its port.
+fn start_smolchat_relay(mut relay: Command, pairs: usize) -> Result<(Reaped, u16), String> {
+    let max_chats = (pairs + 16).max(10_000).to_string();
+    let mut child = Reaped(
+        relay
+            .args(["relay", "--bind", "127.0.0.1", "--max-chats", &max_chats, "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start smolchat relay: {e}"))?,
+    );
+    // The first status line names the port; the rest (a line a pair) is
+    // read and dropped so that the relay never blocks on it.
+    let status = BufReader::new(child.0.stderr.take().expect("piped stderr"));
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = status.lines();
+        let _ = tx.send(lines.next());
+        lines.for_each(drop);
+    });
+    let line = match rx.recv_timeout(DEADLINE) {
+        Ok(Some(Ok(line))) => line,
+        Ok(_) => return Err("smolchat relay ended before it listened".into()),
+        Err(_) => return Err("smolchat relay did not say it listened".into()),
+    };
+    let port = line
+        .strip_prefix("smolchat: relay listening on ")
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("smolchat relay said: {line}"))?;
+    Ok((child, port))
 }
 
 fn connect(port: u16) -> io::Result<TcpStream> {
