@@ -172,6 +172,10 @@ async fn accept(listener: &Async<TcpListener>, relay: &Rc<Relay>) {
                 {
                     relay.executor.spawn(connection(relay.clone(), stream, peer)).detach();
                 }
+                // Let the new task take its place in the lobby (turning out
+                // the oldest if need be) before the next accept: a burst
+                // cannot outrun the lobby's bound.
+                future::yield_now().await;
             }
             Err(e) => {
                 let words = describe(&e);

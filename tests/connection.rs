@@ -273,6 +273,18 @@ fn a_client_that_never_reads_is_dropped_and_the_next_one_served() {
 /// process `pid`, read from a copy of its descriptor.
 pub fn keepalive_of(pid: u32, local: u16, remote: u16) -> (bool, Duration, Duration, u32) {
     use rustix::net::sockopt;
+    let socket = socket_of(pid, local, remote);
+    (
+        sockopt::socket_keepalive(&socket).unwrap(),
+        sockopt::tcp_keepidle(&socket).unwrap(),
+        sockopt::tcp_keepintvl(&socket).unwrap(),
+        sockopt::tcp_keepcnt(&socket).unwrap(),
+    )
+}
+
+/// A copy of the descriptor of the socket from `local` to `remote` in the
+/// process `pid`.
+pub fn socket_of(pid: u32, local: u16, remote: u16) -> OwnedFd {
     use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
     let deadline = Instant::now() + DEADLINE;
     let inode = loop {
@@ -296,14 +308,8 @@ pub fn keepalive_of(pid: u32, local: u16, remote: u16) -> (bool, Duration, Durat
         thread::sleep(Duration::from_millis(2));
     };
     let pidfd = pidfd_open(Pid::from_raw(pid as i32).unwrap(), PidfdFlags::empty()).unwrap();
-    let socket: OwnedFd = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())
-        .unwrap_or_else(|e| panic!("cannot copy the socket of process {pid}: {e}"));
-    (
-        sockopt::socket_keepalive(&socket).unwrap(),
-        sockopt::tcp_keepidle(&socket).unwrap(),
-        sockopt::tcp_keepintvl(&socket).unwrap(),
-        sockopt::tcp_keepcnt(&socket).unwrap(),
-    )
+    pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())
+        .unwrap_or_else(|e| panic!("cannot copy the socket of process {pid}: {e}"))
 }
 
 /// What smolchat sets: a probe after a minute of silence, then every ten

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::connection::{keepalive_of, tcp_socket, CLOSE_WAIT, KEEPALIVE};
+use crate::connection::{keepalive_of, socket_of, tcp_socket, CLOSE_WAIT, KEEPALIVE};
 use crate::util::{Proc, DEADLINE};
 
 // ---------------------------------------------------------------------------
@@ -254,6 +254,29 @@ fn bytes_sent_right_after_the_request_are_not_lost() {
 }
 
 #[test]
+fn a_waiting_side_may_send_a_little_ahead_but_not_stream_into_its_room() {
+    let (_relay, port) = relay(&[]);
+    let (mut a, room) = open(port);
+    a.write_all(&[b'x'; 1024]).unwrap();
+    // Up to 1 KiB is kept for the joiner...
+    let mut b = join(port, room);
+    assert_eq!(line(&mut a), "paired\n");
+    let mut got = [0u8; 1024];
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(got, [b'x'; 1024]);
+    // ...more closes the room.
+    let (mut c, room) = open(port);
+    let _ = c.write_all(&[b'y'; 1025]);
+    assert_eq!(line(&mut c), "sent more than 1024 bytes before being paired\n");
+    let mut late = connect(port);
+    assert_refused(
+        &mut late,
+        format!("smolchat-relay/1 join {room}\n").as_bytes(),
+        &format!("no room {room}"),
+    );
+}
+
+#[test]
 fn a_room_nobody_waits_in_is_refused() {
     let (_relay, port) = relay(&[]);
     assert_refused(&mut connect(port), b"smolchat-relay/1 join 7\n", "no room 7");
@@ -333,7 +356,7 @@ fn a_room_nobody_joins_is_closed_after_the_wait() {
     let (_relay, port) = relay(&["--wait", "1"]);
     let started = Instant::now();
     let (mut a, room) = open(port);
-    assert_eq!(line(&mut a), "nobody joined within 1 seconds\n");
+    assert_eq!(line(&mut a), "nobody joined within 1 second\n");
     assert_closed(&mut a);
     assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
     assert_refused(
@@ -465,6 +488,8 @@ fn keepalive_and_nodelay_are_on_for_every_connection() {
     for stream in [&a, &b, &waiting] {
         let client = stream.local_addr().unwrap().port();
         assert_eq!(keepalive_of(relay.pid(), port, client), KEEPALIVE, "socket of :{client}");
+        let socket = socket_of(relay.pid(), port, client);
+        assert!(rustix::net::sockopt::tcp_nodelay(&socket).unwrap(), "Nagle on for :{client}");
     }
 }
 
