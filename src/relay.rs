@@ -70,7 +70,7 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         lobby: RefCell::new(Lobby::new(budget.lobby)),
         refused: Cell::new(0),
     });
-    smol::block_on(relay.executor.run(async {
+    smol::block_on(async {
         let listener: Arc<Async<TcpListener>> = net::bind(config.bind, config.port).await?.into();
         let local = listener
             .get_ref()
@@ -83,10 +83,14 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
                 budget.chats, config.max_chats
             ));
         }
+        // Accepting is a task like the others, woken only when someone
+        // connects: as the executor's main future it would be polled, and
+        // try an accept, at every wake of any pair.
+        relay.executor.spawn(accept(listener, relay.clone())).detach();
         relay.executor.spawn(sum_up_refusals(relay.clone())).detach();
-        accept(&listener, &relay).await;
+        relay.executor.run(future::pending::<()>()).await;
         Ok(())
-    }))
+    })
 }
 
 /// What all the relay's tasks share, on the one thread.
@@ -161,7 +165,7 @@ impl Handover {
 /// Accepts for ever, a task per connection. An accept error (out of file
 /// descriptors, say) is said once, makes room in the lobby, and is retried
 /// after a pause instead of at once.
-async fn accept(listener: &Async<TcpListener>, relay: &Rc<Relay>) {
+async fn accept(listener: Arc<Async<TcpListener>>, relay: Rc<Relay>) {
     let mut said: Option<(String, Instant)> = None;
     loop {
         match listener.accept().await {
