@@ -16,7 +16,7 @@ pub mod protocol;
 pub mod rooms;
 
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use crate::error::{describe, Error};
 use crate::net;
 
 use lobby::{Heard, Lobby};
-use pair::Scratch;
+use pair::{read, with_scratch, Pair};
 use protocol::{Refusal, Reply, Request, Room, MAX_LINE};
 use rooms::Rooms;
 
@@ -61,8 +61,16 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         let error = io::Error::other("the open-file limit is too low to hold a chat");
         return Err(Error { what: "cannot start the relay".into(), error });
     }
-    let executor = LocalExecutor::new();
-    smol::block_on(executor.run(async {
+    let relay = Rc::new(Relay {
+        executor: LocalExecutor::new(),
+        rooms: RefCell::new(Rooms::default()),
+        pairs: Cell::new(0),
+        capacity: budget.chats,
+        wait: config.wait,
+        lobby: RefCell::new(Lobby::new(budget.lobby)),
+        refused: Cell::new(0),
+    });
+    smol::block_on(async {
         let listener: Arc<Async<TcpListener>> = net::bind(config.bind, config.port).await?.into();
         let local = listener
             .get_ref()
@@ -75,23 +83,21 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
                 budget.chats, config.max_chats
             ));
         }
-        let relay = Rc::new(Relay {
-            rooms: RefCell::new(Rooms::default()),
-            pairs: Cell::new(0),
-            capacity: budget.chats,
-            wait: config.wait,
-            lobby: RefCell::new(Lobby::new(budget.lobby)),
-            scratch: Scratch::default(),
-            refused: Cell::new(0),
-        });
-        executor.spawn(sum_up_refusals(relay.clone())).detach();
-        accept(&executor, &listener, &relay).await;
+        // Accepting is a task like the others, woken only when someone
+        // connects: as the executor's main future it would be polled, and
+        // try an accept, at every wake of any pair.
+        relay.executor.spawn(accept(listener, relay.clone())).detach();
+        relay.executor.spawn(sum_up_refusals(relay.clone())).detach();
+        relay.executor.run(future::pending::<()>()).await;
         Ok(())
-    }))
+    })
 }
 
 /// What all the relay's tasks share, on the one thread.
 struct Relay {
+    /// Runs every task; the tasks hold the relay, so neither is ever
+    /// dropped before the process ends.
+    executor: LocalExecutor<'static>,
     /// The rooms waiting for their joiner; each holds the way to hand the
     /// joiner over to the task of the one waiting.
     rooms: RefCell<Rooms<Rc<Handover>>>,
@@ -103,8 +109,6 @@ struct Relay {
     wait: Duration,
     /// Connections that have yet to say what they want.
     lobby: RefCell<Lobby>,
-    /// Where bytes in flight are read to.
-    scratch: Scratch,
     /// Refusals since the last summary.
     refused: Cell<u64>,
 }
@@ -161,7 +165,7 @@ impl Handover {
 /// Accepts for ever, a task per connection. An accept error (out of file
 /// descriptors, say) is said once, makes room in the lobby, and is retried
 /// after a pause instead of at once.
-async fn accept(executor: &LocalExecutor<'_>, listener: &Async<TcpListener>, relay: &Rc<Relay>) {
+async fn accept(listener: Arc<Async<TcpListener>>, relay: Rc<Relay>) {
     let mut said: Option<(String, Instant)> = None;
     loop {
         match listener.accept().await {
@@ -170,8 +174,12 @@ async fn accept(executor: &LocalExecutor<'_>, listener: &Async<TcpListener>, rel
                 if stream.get_ref().set_nodelay(true).is_ok()
                     && net::keepalive(stream.get_ref()).is_ok()
                 {
-                    executor.spawn(connection(relay.clone(), stream, peer)).detach();
+                    relay.executor.spawn(connection(relay.clone(), stream, peer)).detach();
                 }
+                // Let the new task take its place in the lobby (turning out
+                // the oldest if need be) before the next accept: a burst
+                // cannot outrun the lobby's bound.
+                future::yield_now().await;
             }
             Err(e) => {
                 let words = describe(&e);
@@ -195,7 +203,7 @@ async fn accept(executor: &LocalExecutor<'_>, listener: &Async<TcpListener>, rel
 async fn connection(relay: Rc<Relay>, stream: Async<TcpStream>, peer: SocketAddr) {
     let since = Instant::now();
     let ticket = relay.lobby.borrow_mut().enter();
-    let heard = lobby::hear(&stream, since, &relay.scratch, &ticket.evicted).await;
+    let heard = lobby::hear(&stream, since, &ticket.evicted).await;
     let refused = match heard {
         Heard::Gone => None,
         Heard::Refused(refusal) => Some((stream, refusal)),
@@ -285,9 +293,8 @@ async fn wait_in_room(
             InRoom::Readable => {
                 // Bytes sent ahead are kept for the joiner, a few of them.
                 let room_left = MAX_LINE.saturating_sub(early.len());
-                let got = relay.scratch.with(|buf| {
-                    let mut socket: &TcpStream = stream.get_ref();
-                    let got = socket.read(&mut buf[..room_left.max(1)]);
+                let got = with_scratch(|buf| {
+                    let got = read(&stream, &mut buf[..room_left.max(1)]);
                     if let Ok(n) = got {
                         early.extend_from_slice(&buf[..n]);
                     }
@@ -320,21 +327,27 @@ async fn wait_in_room(
     drop(handover);
 
     // Each side gets `paired`, its `seen` if it asked, then the other's
-    // early bytes; then the copy.
+    // early bytes; then the copy, in a task of its own, so that an idle
+    // pair holds only what the copy needs.
     let to_owner = first_bytes(peer, direct, &joiner.early);
     let to_joiner = first_bytes(joiner.peer, joiner.direct, &early);
-    let early_bytes = [early.len() as u64, joiner.early.len() as u64];
-    drop(early);
+    let early = [early.len() as u64, joiner.early.len() as u64];
+    let pair = Pair::new(stream, joiner.stream, to_owner, to_joiner, relay.wait);
+    relay.executor.spawn(chat(relay.clone(), pair, early)).detach();
+}
+
+/// A pair's life, from its first line to its last, for the operator.
+async fn chat(relay: Rc<Relay>, mut pair: Pair, early: [u64; 2]) {
     status(&format!("pair formed ({})", relay.load()));
     let started = Instant::now();
-    let copied =
-        pair::run(stream, joiner.stream, to_owner, to_joiner, relay.wait, &relay.scratch).await;
+    let copied = (&mut pair).await;
+    drop(pair);
     relay.pairs.set(relay.pairs.get() - 1);
     status(&format!(
         "pair ended after {} s, {} and {} bytes ({})",
         started.elapsed().as_secs(),
-        copied[0] + early_bytes[0],
-        copied[1] + early_bytes[1],
+        copied[0] + early[0],
+        copied[1] + early[1],
         relay.load()
     ));
 }
@@ -386,10 +399,7 @@ async fn refuse(
             if stream.readable().await.is_err() {
                 return;
             }
-            let got = relay.scratch.with(|buf| {
-                let mut socket: &TcpStream = stream.get_ref();
-                socket.read(buf)
-            });
+            let got = with_scratch(|buf| read(stream, buf));
             match got {
                 Ok(0) => return,
                 Ok(n) => dropped += n,

@@ -24,11 +24,11 @@ use crate::util::{smolchat, Proc, DEADLINE};
 
 /// One row of /proc/net/tcp (IPv4).
 #[derive(Debug, Clone, Copy)]
-struct TcpRow {
-    local_port: u16,
-    remote_port: u16,
+pub struct TcpRow {
+    pub local_port: u16,
+    pub remote_port: u16,
     /// TCP state: 1 established, 8 close-wait, ...
-    state: u8,
+    pub state: u8,
     /// Which timer runs: 2 is keepalive.
     timer: u8,
     /// When it fires, in clock ticks (USER_HZ, 100 a second).
@@ -37,7 +37,7 @@ struct TcpRow {
 }
 
 const ESTABLISHED: u8 = 1;
-const CLOSE_WAIT: u8 = 8;
+pub const CLOSE_WAIT: u8 = 8;
 
 fn tcp_rows() -> Vec<TcpRow> {
     let text = fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
@@ -60,7 +60,7 @@ fn tcp_rows() -> Vec<TcpRow> {
 }
 
 /// The socket from `local` to `remote` on loopback, if the kernel has one.
-fn tcp_socket(local: u16, remote: u16) -> Option<TcpRow> {
+pub fn tcp_socket(local: u16, remote: u16) -> Option<TcpRow> {
     tcp_rows().into_iter().find(|r| r.local_port == local && r.remote_port == remote)
 }
 
@@ -271,8 +271,20 @@ fn a_client_that_never_reads_is_dropped_and_the_next_one_served() {
 
 /// The keepalive settings of the socket from `local` to `remote` in the
 /// process `pid`, read from a copy of its descriptor.
-fn keepalive_of(pid: u32, local: u16, remote: u16) -> (bool, Duration, Duration, u32) {
+pub fn keepalive_of(pid: u32, local: u16, remote: u16) -> (bool, Duration, Duration, u32) {
     use rustix::net::sockopt;
+    let socket = socket_of(pid, local, remote);
+    (
+        sockopt::socket_keepalive(&socket).unwrap(),
+        sockopt::tcp_keepidle(&socket).unwrap(),
+        sockopt::tcp_keepintvl(&socket).unwrap(),
+        sockopt::tcp_keepcnt(&socket).unwrap(),
+    )
+}
+
+/// A copy of the descriptor of the socket from `local` to `remote` in the
+/// process `pid`.
+pub fn socket_of(pid: u32, local: u16, remote: u16) -> OwnedFd {
     use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
     let deadline = Instant::now() + DEADLINE;
     let inode = loop {
@@ -296,19 +308,13 @@ fn keepalive_of(pid: u32, local: u16, remote: u16) -> (bool, Duration, Duration,
         thread::sleep(Duration::from_millis(2));
     };
     let pidfd = pidfd_open(Pid::from_raw(pid as i32).unwrap(), PidfdFlags::empty()).unwrap();
-    let socket: OwnedFd = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())
-        .unwrap_or_else(|e| panic!("cannot copy the socket of process {pid}: {e}"));
-    (
-        sockopt::socket_keepalive(&socket).unwrap(),
-        sockopt::tcp_keepidle(&socket).unwrap(),
-        sockopt::tcp_keepintvl(&socket).unwrap(),
-        sockopt::tcp_keepcnt(&socket).unwrap(),
-    )
+    pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty())
+        .unwrap_or_else(|e| panic!("cannot copy the socket of process {pid}: {e}"))
 }
 
 /// What smolchat sets: a probe after a minute of silence, then every ten
 /// seconds, five unanswered ones end the connection.
-const KEEPALIVE: (bool, Duration, Duration, u32) =
+pub const KEEPALIVE: (bool, Duration, Duration, u32) =
     (true, Duration::from_secs(60), Duration::from_secs(10), 5);
 
 #[test]

@@ -45,3 +45,7 @@ mod allow;
 
 // The layout: no two source files need each other.
 mod layout;
+
+// The relay: rooms, pairs, the byte copy, its refusals and limits, and
+// hostile load.
+mod relay;

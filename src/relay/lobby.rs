@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::TcpStream;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -16,7 +16,7 @@ use std::time::Instant;
 use futures_lite::{future, FutureExt};
 use smol::{Async, Timer};
 
-use super::pair::Scratch;
+use super::pair::{read, with_scratch};
 use super::protocol::{line_end, Refusal, Request, MAX_LINE, REQUEST_DEADLINE};
 
 /// The connections waiting to speak, oldest first.
@@ -136,43 +136,35 @@ pub enum Heard {
 /// [`REQUEST_DEADLINE`], at most [`MAX_LINE`] bytes, unless `evicted` is
 /// raised first. Never reads more than [`MAX_LINE`] bytes, so the bytes after
 /// the line are few, and all are kept.
-pub async fn hear(
-    stream: &Async<TcpStream>,
-    since: Instant,
-    scratch: &Scratch,
-    evicted: &Flag,
-) -> Heard {
+pub async fn hear(stream: &Async<TcpStream>, since: Instant, evicted: &Flag) -> Heard {
     let mut got: Vec<u8> = Vec::new();
-    let read = async {
+    let line = async {
         loop {
             if stream.readable().await.is_err() {
                 return Heard::Gone;
             }
-            let step = scratch.with(|buf| {
-                let mut socket: &TcpStream = stream.get_ref();
-                match socket.read(&mut buf[..MAX_LINE - got.len()]) {
-                    Ok(0) => Some(Heard::Gone),
-                    Ok(n) => {
-                        got.extend_from_slice(&buf[..n]);
-                        match line_end(&got) {
-                            Ok(Some(end)) => Some(match Request::parse(&got[..end]) {
-                                Ok(request) => Heard::Request(request, got[end + 1..].to_vec()),
-                                Err(refusal) => Heard::Refused(refusal),
-                            }),
-                            Ok(None) => None,
-                            Err(refusal) => Some(Heard::Refused(refusal)),
-                        }
+            let step = with_scratch(|buf| match read(stream, &mut buf[..MAX_LINE - got.len()]) {
+                Ok(0) => Some(Heard::Gone),
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    match line_end(&got) {
+                        Ok(Some(end)) => Some(match Request::parse(&got[..end]) {
+                            Ok(request) => Heard::Request(request, got[end + 1..].to_vec()),
+                            Err(refusal) => Heard::Refused(refusal),
+                        }),
+                        Ok(None) => None,
+                        Err(refusal) => Some(Heard::Refused(refusal)),
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) =>
-                    {
-                        None
-                    }
-                    Err(_) => Some(Heard::Gone),
                 }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    None
+                }
+                Err(_) => Some(Heard::Gone),
             });
             if let Some(heard) = step {
                 return heard;
@@ -187,7 +179,7 @@ pub async fn hear(
         evicted.wait().await;
         Heard::Refused(Refusal::Busy)
     };
-    read.or(busy).or(late).await
+    line.or(busy).or(late).await
 }
 
 #[cfg(test)]

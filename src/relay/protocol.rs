@@ -128,7 +128,10 @@ impl fmt::Display for Refusal {
             Refusal::NotARequest => write!(f, "not a {VERSION} request"),
             Refusal::TooLong => write!(f, "request longer than {MAX_LINE} bytes"),
             Refusal::TooEarly => write!(f, "sent more than {MAX_LINE} bytes before being paired"),
-            Refusal::Expired(wait) => write!(f, "nobody joined within {} seconds", seconds(*wait)),
+            Refusal::Expired(wait) => {
+                let unit = if *wait == Duration::from_secs(1) { "second" } else { "seconds" };
+                write!(f, "nobody joined within {} {unit}", seconds(*wait))
+            }
             Refusal::Other(text) => f.write_str(text),
         }
     }
@@ -213,8 +216,9 @@ fn refusal(text: &str) -> Refusal {
     if let Some(n) = text.strip_prefix("no room ").and_then(|n| room(n).ok()) {
         return Refusal::NoRoom(n);
     }
-    let expired =
-        text.strip_prefix("nobody joined within ").and_then(|t| t.strip_suffix(" seconds"));
+    let expired = text
+        .strip_prefix("nobody joined within ")
+        .and_then(|t| t.strip_suffix(" seconds").or_else(|| t.strip_suffix(" second")));
     if let Some(wait) = expired.and_then(parse_seconds) {
         return Refusal::Expired(wait);
     }
@@ -329,6 +333,10 @@ mod tests {
             (
                 Reply::Refused(Refusal::Expired(Duration::from_millis(1500))),
                 "nobody joined within 1.5 seconds\n",
+            ),
+            (
+                Reply::Refused(Refusal::Expired(Duration::from_secs(1))),
+                "nobody joined within 1 second\n",
             ),
             (
                 Reply::Refused(Refusal::Expired(Duration::from_millis(20))),

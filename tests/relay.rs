@@ -1,0 +1,769 @@
+//! The relay against the real binary, with plain sockets speaking its
+//! lines: rooms, pairing, the byte copy and how its ends carry through, the
+//! refusals and limits, keepalive, and hostile load under which two real
+//! pairs still meet while the relay's memory stays bounded.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::connection::{keepalive_of, socket_of, tcp_socket, CLOSE_WAIT, KEEPALIVE};
+use crate::util::{Proc, DEADLINE};
+
+// ---------------------------------------------------------------------------
+// Harness: a relay on loopback, and sides that speak its lines.
+
+/// Starts `smolchat relay ARGS --bind 127.0.0.1 0` and waits for its port.
+fn relay(args: &[&str]) -> (Proc, u16) {
+    let all = [&["relay"], args, &["--bind", "127.0.0.1", "0"]].concat();
+    let mut relay = Proc::smolchat(&all);
+    let line = relay.stderr_line_containing("relay listening on ");
+    let port = line.trim_end().rsplit(':').next().unwrap().parse().expect("port in listening line");
+    (relay, port)
+}
+
+/// A connection to the relay, every read bounded by the deadline.
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the relay");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
+/// A connection to the relay from the loopback address `from` (127.0.0.x),
+/// so that a test can play many addresses.
+fn connect_from(from: Ipv4Addr, port: u16) -> TcpStream {
+    use rustix::net::{bind, connect, socket, AddressFamily, SocketType};
+    let fd: OwnedFd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &SocketAddr::from((from, 0))).expect("bind a loopback address");
+    connect(&fd, &SocketAddr::from(([127, 0, 0, 1], port))).expect("connect to the relay");
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
+/// Reads one line, a byte at a time so that nothing after it is read away;
+/// the line ends at `\n` or at the end of the stream.
+fn line(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8];
+    loop {
+        match stream.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => {
+                got.push(byte[0]);
+                if byte[0] == b'\n' {
+                    break;
+                }
+            }
+            Err(e) => panic!("reading a line from the relay after {got:?}: {e}"),
+        }
+    }
+    String::from_utf8(got).expect("the relay's lines are text")
+}
+
+/// Checks that the relay closed `stream` with a FIN after what was read.
+fn assert_closed(stream: &mut TcpStream) {
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("a clean close");
+    assert!(rest.is_empty(), "more after the last line: {:?}", String::from_utf8_lossy(&rest));
+}
+
+/// Sends `request` and expects the relay's one refusal line, then its close.
+fn assert_refused(stream: &mut TcpStream, request: &[u8], refusal: &str) {
+    stream.write_all(request).unwrap();
+    assert_eq!(line(stream), format!("{refusal}\n"));
+    assert_closed(stream);
+}
+
+/// Opens a room on `stream`; returns its number.
+fn open_on(stream: &mut TcpStream, request: &str) -> u32 {
+    stream.write_all(request.as_bytes()).unwrap();
+    let reply = line(stream);
+    reply
+        .strip_prefix("room ")
+        .and_then(|n| n.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("no room in {reply:?}"))
+}
+
+/// Opens a room; returns the connection and the room number.
+fn open(port: u16) -> (TcpStream, u32) {
+    let mut stream = connect(port);
+    let room = open_on(&mut stream, "smolchat-relay/1 open\n");
+    (stream, room)
+}
+
+/// Joins `room`, and checks the relay's `paired`.
+fn join(port: u16, room: u32) -> TcpStream {
+    let mut stream = connect(port);
+    stream.write_all(format!("smolchat-relay/1 join {room}\n").as_bytes()).unwrap();
+    assert_eq!(line(&mut stream), "paired\n");
+    stream
+}
+
+/// A pair: the one who opened, and the one who joined, both told `paired`.
+fn pair(port: u16) -> (TcpStream, TcpStream) {
+    let (mut a, room) = open(port);
+    let b = join(port, room);
+    assert_eq!(line(&mut a), "paired\n");
+    (a, b)
+}
+
+/// Sends `bytes` from `a` and checks that `b` reads exactly them.
+fn carries(a: &mut TcpStream, b: &mut TcpStream, bytes: &[u8]) {
+    a.write_all(bytes).unwrap();
+    let mut got = vec![0u8; bytes.len()];
+    b.read_exact(&mut got).expect("the bytes through the relay");
+    assert!(got == bytes, "the relay changed the bytes");
+}
+
+/// Two people pair through the relay and exchange a few bytes both ways,
+/// from 127.0.0.1; also the pair ended cleanly. Used while under load.
+fn two_real_pairs_meet(port: u16) {
+    let pairs: Vec<_> = (0..2).map(|_| pair(port)).collect();
+    for (mut a, mut b) in pairs {
+        carries(&mut a, &mut b, b"hello through the relay\n");
+        carries(&mut b, &mut a, b"hello back\n");
+        a.shutdown(Shutdown::Write).unwrap();
+        assert_closed(&mut b);
+        b.shutdown(Shutdown::Write).unwrap();
+        assert_closed(&mut a);
+    }
+}
+
+/// The relay's resident memory, in KiB.
+fn rss_kib(relay: &Proc) -> u64 {
+    relay.status_kib("VmRSS")
+}
+
+/// The open file descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("read /proc/PID/fd").count()
+}
+
+/// Waits until the relay's socket for the client port `client` is closed
+/// (gone, or past close-wait): the relay saw the client leave and let go.
+fn wait_relay_let_go(port: u16, client: u16) {
+    let deadline = Instant::now() + DEADLINE;
+    while tcp_socket(port, client).is_some_and(|row| row.state == CLOSE_WAIT) {
+        assert!(Instant::now() < deadline, "the relay kept the socket of :{client}");
+        // Polling kernel state, as util's wait_for polls an exit.
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Raises this test process's open-file limit to its hard limit, for tests
+/// that hold thousands of sockets.
+fn many_sockets(count: u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let now = getrlimit(Resource::Nofile);
+    let want = count + 1024;
+    if now.current.is_some_and(|soft| soft < want) {
+        let raised = now.maximum.map_or(want, |hard| hard.min(want));
+        setrlimit(Resource::Nofile, Rlimit { current: Some(raised), maximum: now.maximum })
+            .expect("raise the open-file limit");
+    }
+}
+
+/// The byte values 0-255, `times` over.
+fn every_byte(times: usize) -> Vec<u8> {
+    (0..=255u8).cycle().take(256 * times).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Rooms and pairs.
+
+#[test]
+fn rooms_are_numbered_from_1_and_a_freed_number_is_reused_first() {
+    let (_relay, port) = relay(&[]);
+    let (a, one) = open(port);
+    let (b, two) = open(port);
+    let (_c, three) = open(port);
+    assert_eq!((one, two, three), (1, 2, 3));
+    // The one waiting in room 2 leaves: the room is freed at once.
+    let b_port = b.local_addr().unwrap().port();
+    drop(b);
+    wait_relay_let_go(port, b_port);
+    let (_d, again) = open(port);
+    assert_eq!(again, 2, "the lowest free number");
+    // A reset frees a room too.
+    let a_port = a.local_addr().unwrap().port();
+    rustix::net::sockopt::set_socket_linger(&a, Some(Duration::ZERO)).unwrap();
+    drop(a);
+    wait_relay_let_go(port, a_port);
+    let (_e, first) = open(port);
+    assert_eq!(first, 1);
+    let (_f, next) = open(port);
+    assert_eq!(next, 4);
+}
+
+#[test]
+fn a_join_pairs_both_sides_and_bytes_cross_unchanged_both_ways() {
+    let (mut relay, port) = relay(&[]);
+    let (mut a, mut b) = pair(port);
+    // Every byte value, NUL and 0xFF too, both ways at once: more than the
+    // socket buffers hold, so the copy runs against back-pressure.
+    let bytes = every_byte(8 * 1024);
+    let (mut a2, mut b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let sent = bytes.clone();
+    let writer = thread::spawn(move || {
+        a2.write_all(&sent).unwrap();
+        b2.write_all(&sent).unwrap();
+    });
+    let mut at_b = vec![0u8; bytes.len()];
+    b.read_exact(&mut at_b).unwrap();
+    let mut at_a = vec![0u8; bytes.len()];
+    a.read_exact(&mut at_a).unwrap();
+    writer.join().unwrap();
+    assert!(at_b == bytes, "a to b changed");
+    assert!(at_a == bytes, "b to a changed");
+
+    // The operator's lines: no room number, no bytes, only the load.
+    let formed = relay.stderr_line_containing("pair formed");
+    assert_eq!(formed, "smolchat: pair formed (1 pair, 0 rooms waiting)\n");
+    drop(a);
+    drop(b);
+    let ended = relay.stderr_line_containing("pair ended");
+    let want = format!(" s, {0} and {0} bytes (0 pairs, 0 rooms waiting)\n", bytes.len());
+    assert!(
+        ended.starts_with("smolchat: pair ended after ") && ended.ends_with(&want),
+        "{ended:?}"
+    );
+}
+
+#[test]
+fn bytes_sent_right_after_the_request_are_not_lost() {
+    let (_relay, port) = relay(&[]);
+    let mut a = connect(port);
+    let room = open_on(&mut a, "smolchat-relay/1 open\n");
+    // Ahead of the pairing, in the same segment as the request, and after it.
+    a.write_all(b"from a, early\n").unwrap();
+    let mut b = connect(port);
+    let mut request = format!("smolchat-relay/1 join {room}\n").into_bytes();
+    request.extend_from_slice(b"from b\0\xff");
+    b.write_all(&request).unwrap();
+    assert_eq!(line(&mut b), "paired\n");
+    assert_eq!(line(&mut b), "from a, early\n");
+    assert_eq!(line(&mut a), "paired\n");
+    let mut got = [0u8; 8];
+    a.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"from b\0\xff");
+}
+
+#[test]
+fn a_waiting_side_may_send_a_little_ahead_but_not_stream_into_its_room() {
+    let (_relay, port) = relay(&[]);
+    let (mut a, room) = open(port);
+    a.write_all(&[b'x'; 1024]).unwrap();
+    // Up to 1 KiB is kept for the joiner...
+    let mut b = join(port, room);
+    assert_eq!(line(&mut a), "paired\n");
+    let mut got = [0u8; 1024];
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(got, [b'x'; 1024]);
+    // ...more closes the room.
+    let (mut c, room) = open(port);
+    let _ = c.write_all(&[b'y'; 1025]);
+    assert_eq!(line(&mut c), "sent more than 1024 bytes before being paired\n");
+    let mut late = connect(port);
+    assert_refused(
+        &mut late,
+        format!("smolchat-relay/1 join {room}\n").as_bytes(),
+        &format!("no room {room}"),
+    );
+}
+
+#[test]
+fn a_room_nobody_waits_in_is_refused() {
+    let (_relay, port) = relay(&[]);
+    assert_refused(&mut connect(port), b"smolchat-relay/1 join 7\n", "no room 7");
+}
+
+#[test]
+fn a_room_goes_to_its_first_joiner_only() {
+    let (_relay, port) = relay(&[]);
+    let (mut a, room) = open(port);
+    let mut b = join(port, room);
+    assert_eq!(line(&mut a), "paired\n");
+    assert_refused(
+        &mut connect(port),
+        format!("smolchat-relay/1 join {room}\n").as_bytes(),
+        &format!("no room {room}"),
+    );
+    // The pair is untouched by the second try.
+    carries(&mut a, &mut b, b"still us\n");
+}
+
+#[test]
+fn a_line_that_is_not_a_request_is_refused_in_one_line() {
+    let (mut relay, port) = relay(&[]);
+    for bad in [
+        &b"hello\n"[..],
+        b"smolchat-relay/2 open\n",
+        b"smolchat-relay/1 join 007\n",
+        b"smolchat-relay/1 open please\n",
+        b"\x1b[2J\0\n",
+    ] {
+        assert_refused(&mut connect(port), bad, "not a smolchat-relay/1 request");
+    }
+    // A flood of refusals writes nothing to the log line by line.
+    for _ in 0..100 {
+        assert_refused(&mut connect(port), b"nope\n", "not a smolchat-relay/1 request");
+    }
+    let _ = pair(port);
+    relay.stderr_line_containing("pair formed");
+    let log = relay.stderr();
+    assert_eq!(log.lines().filter(|l| !l.contains("open-file limit")).count(), 2, "{log}");
+}
+
+#[test]
+fn a_request_longer_than_1_kib_is_refused() {
+    let (_relay, port) = relay(&[]);
+    assert_refused(&mut connect(port), &[b'x'; 1024], "request longer than 1024 bytes");
+    // Exactly 1 KiB with its newline is still read as a line.
+    let mut at_limit = vec![b'x'; 1023];
+    at_limit.push(b'\n');
+    assert_refused(&mut connect(port), &at_limit, "not a smolchat-relay/1 request");
+    // Far more, sent in one go, gets the refusal all the same.
+    let mut long = connect(port);
+    let _ = long.write_all(&[b'y'; 64 * 1024]);
+    assert_eq!(line(&mut long), "request longer than 1024 bytes\n");
+}
+
+#[test]
+fn a_request_later_than_10_seconds_is_refused() {
+    let (_relay, port) = relay(&[]);
+    let started = Instant::now();
+    let mut silent = connect(port);
+    let mut halfway = connect(port);
+    halfway.write_all(b"smolchat-relay/1 jo").unwrap();
+    for stream in [&mut silent, &mut halfway] {
+        assert_eq!(line(stream), "no request within 10 seconds\n");
+        assert_closed(stream);
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(9900) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn a_room_nobody_joins_is_closed_after_the_wait() {
+    let (_relay, port) = relay(&["--wait", "1"]);
+    let started = Instant::now();
+    let (mut a, room) = open(port);
+    assert_eq!(line(&mut a), "nobody joined within 1 second\n");
+    assert_closed(&mut a);
+    assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+    assert_refused(
+        &mut connect(port),
+        format!("smolchat-relay/1 join {room}\n").as_bytes(),
+        &format!("no room {room}"),
+    );
+}
+
+#[test]
+fn a_fin_is_passed_on_as_a_fin() {
+    let (_relay, port) = relay(&[]);
+    let (mut a, mut b) = pair(port);
+    carries(&mut a, &mut b, b"last words\n");
+    a.shutdown(Shutdown::Write).unwrap();
+    assert_closed(&mut b);
+    // Half-closed: the other way still carries.
+    carries(&mut b, &mut a, b"heard you, and one more thing\n");
+    b.shutdown(Shutdown::Write).unwrap();
+    assert_closed(&mut a);
+}
+
+#[test]
+fn a_pair_with_one_side_gone_is_closed_after_the_wait() {
+    let (mut relay, port) = relay(&["--wait", "1"]);
+    let (mut a, mut b) = pair(port);
+    a.shutdown(Shutdown::Write).unwrap();
+    assert_closed(&mut b);
+    let started = Instant::now();
+    // b stays silent and open: after the wait the relay closes both.
+    assert_closed(&mut a);
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    relay.stderr_line_containing("pair ended");
+}
+
+#[test]
+fn a_reset_is_passed_on_as_a_reset() {
+    let (_relay, port) = relay(&[]);
+    let (mut a, mut b) = pair(port);
+    carries(&mut a, &mut b, b"about to vanish\n");
+    rustix::net::sockopt::set_socket_linger(&a, Some(Duration::ZERO)).unwrap();
+    drop(a);
+    let err = b.read(&mut [0u8; 16]).expect_err("a reset, not a FIN");
+    assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
+}
+
+#[test]
+fn one_address_holds_at_most_16_waiting_rooms() {
+    let (_relay, port) = relay(&[]);
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 2), port);
+        open_on(&mut stream, "smolchat-relay/1 open\n");
+        held.push(stream);
+    }
+    let mut seventeenth = connect_from(Ipv4Addr::new(127, 0, 0, 2), port);
+    assert_refused(
+        &mut seventeenth,
+        b"smolchat-relay/1 open\n",
+        "too many rooms from your address",
+    );
+    // Another address still opens; and once one of the 16 is joined, the
+    // first address may open again.
+    let mut other = connect_from(Ipv4Addr::new(127, 0, 0, 3), port);
+    assert_eq!(open_on(&mut other, "smolchat-relay/1 open\n"), 17);
+    let _joined = join(port, 1);
+    let mut again = connect_from(Ipv4Addr::new(127, 0, 0, 2), port);
+    assert_eq!(open_on(&mut again, "smolchat-relay/1 open\n"), 1);
+}
+
+#[test]
+fn max_chats_counts_rooms_and_pairs_and_then_the_relay_is_full() {
+    let (_relay, port) = relay(&["--max-chats", "2"]);
+    let (mut a, mut b) = pair(port);
+    let (mut waiting, room) = open(port);
+    assert_refused(&mut connect(port), b"smolchat-relay/1 open\n", "relay is full");
+    // Joining turns a room into a pair: the relay holds no more than before.
+    let mut joined = join(port, room);
+    assert_eq!(line(&mut waiting), "paired\n");
+    carries(&mut joined, &mut waiting, b"we made it\n");
+    assert_refused(&mut connect(port), b"smolchat-relay/1 open direct\n", "relay is full");
+    // A pair ends: there is room again.
+    a.shutdown(Shutdown::Write).unwrap();
+    assert_closed(&mut b);
+    b.shutdown(Shutdown::Write).unwrap();
+    assert_closed(&mut a);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut stream = connect(port);
+        stream.write_all(b"smolchat-relay/1 open\n").unwrap();
+        match line(&mut stream).as_str() {
+            "room 1\n" => break,
+            // The pair's end may not have been seen yet.
+            "relay is full\n" => assert!(Instant::now() < deadline, "still full"),
+            other => panic!("{other:?}"),
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn seen_goes_only_to_a_side_that_asked_for_direct() {
+    let (_relay, port) = relay(&[]);
+    for (open_direct, join_direct) in [(true, false), (false, true), (true, true), (false, false)] {
+        let mut a = connect(port);
+        let request =
+            if open_direct { "smolchat-relay/1 open direct\n" } else { "smolchat-relay/1 open\n" };
+        let room = open_on(&mut a, request);
+        let mut b = connect(port);
+        let direct = if join_direct { " direct" } else { "" };
+        b.write_all(format!("smolchat-relay/1 join {room}{direct}\n").as_bytes()).unwrap();
+        for (side, asked) in [(&mut a, open_direct), (&mut b, join_direct)] {
+            assert_eq!(line(side), "paired\n");
+            if asked {
+                assert_eq!(line(side), format!("seen {}\n", side.local_addr().unwrap()));
+            }
+        }
+        // Then the copy, with nothing else in between.
+        carries(&mut a, &mut b, b"a\n");
+        carries(&mut b, &mut a, b"b\n");
+    }
+}
+
+#[test]
+fn keepalive_and_nodelay_are_on_for_every_connection() {
+    let (relay, port) = relay(&[]);
+    let (a, b) = pair(port);
+    let waiting = connect(port);
+    for stream in [&a, &b, &waiting] {
+        let client = stream.local_addr().unwrap().port();
+        assert_eq!(keepalive_of(relay.pid(), port, client), KEEPALIVE, "socket of :{client}");
+        let socket = socket_of(relay.pid(), port, client);
+        assert!(rustix::net::sockopt::tcp_nodelay(&socket).unwrap(), "Nagle on for :{client}");
+    }
+}
+
+#[test]
+fn usage_errors_of_the_relay_command_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["relay"], "smolchat: error: required positional arguments not provided: PORT\n"),
+        (&["relay", "99999"], "smolchat: error: invalid port '99999': expected a number from 0 to 65535\n"),
+        (
+            &["relay", "--max-chats", "0", "1"],
+            "smolchat: error: invalid value '0' for --max-chats: expected a number from 1 to 1000000\n",
+        ),
+        (
+            &["relay", "--wait", "soon", "1"],
+            "smolchat: error: invalid value 'soon' for --wait: expected a number of seconds above 0\n",
+        ),
+        (
+            &["relay", "--bind", "example.org", "1"],
+            "smolchat: error: invalid address 'example.org' for --bind: expected an IPv4 or IPv6 address\n",
+        ),
+        (&["relay", "--private", "1"], "smolchat: error: unrecognized argument: --private\n"),
+    ];
+    for (args, first) in cases {
+        let (code, stdout, stderr) = crate::util::run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert_eq!(
+            stderr,
+            format!("{first}smolchat: run 'smolchat relay --help' for usage\n"),
+            "{args:?}"
+        );
+    }
+    let (code, stdout, _) = crate::util::run(&["relay", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.starts_with(
+            "Usage: smolchat relay [--bind <ADDR>] [--max-chats <N>] [--wait <SECS>] [--] <PORT>"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_one_line_and_exit_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, stderr) = crate::util::run(&["relay", "--bind", "127.0.0.1", &port]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.ends_with(&format!(
+            "smolchat: error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_relay_needs_no_keyboard_and_no_stdout() {
+    // Its stdin and stdout closed: no socket may take their numbers and no
+    // status line may reach a peer.
+    let mut cmd = crate::util::smolchat();
+    cmd.args(["relay", "--bind", "127.0.0.1", "0"]);
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", "exec \"$0\" \"$@\" <&- >&-"]).arg(cmd.get_program()).args(cmd.get_args());
+    let mut relay = Proc::spawn(sh);
+    let listening = relay.stderr_line_containing("relay listening on ");
+    let port = listening.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let (mut a, mut b) = pair(port);
+    carries(&mut a, &mut b, b"no keyboard needed\n");
+    relay.stderr_line_containing("pair formed");
+    drop(a);
+    assert_closed(&mut b);
+}
+
+#[test]
+fn a_low_open_file_limit_is_said_once_and_bounds_the_chats() {
+    // 100 descriptors: 16 for the relay, 12 for the lobby, 36 chats.
+    let mut cmd = std::process::Command::new("sh");
+    let bin = crate::util::smolchat().get_program().to_owned();
+    cmd.args(["-c", "ulimit -n 100 && exec \"$0\" relay --bind 127.0.0.1 0"]).arg(bin);
+    let mut relay = Proc::spawn(cmd);
+    let listening = relay.stderr_line_containing("relay listening on ");
+    let port: u16 = listening.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let said = relay.stderr_line_containing("open-file limit");
+    assert_eq!(
+        said,
+        "smolchat: the open-file limit of 100 holds 36 chats, fewer than --max-chats 10000\n"
+    );
+    let mut held = Vec::new();
+    for n in 0..36u8 {
+        let mut stream = connect_from(Ipv4Addr::new(127, 0, 1, n / 16 + 1), port);
+        open_on(&mut stream, "smolchat-relay/1 open\n");
+        held.push(stream);
+    }
+    let mut one_more = connect_from(Ipv4Addr::new(127, 0, 1, 9), port);
+    assert_refused(&mut one_more, b"smolchat-relay/1 open\n", "relay is full");
+    assert_eq!(relay.stderr().matches("open-file limit").count(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Hostile load: the relay still pairs others, and its memory stays bounded.
+
+/// How much the relay's resident memory may grow under each load.
+const RSS_GROWTH_KIB: u64 = 4 * 1024;
+
+/// Checks the relay's memory against what it was at `before`.
+fn assert_rss_bounded(relay: &Proc, before: u64, load: &str) {
+    let now = rss_kib(relay);
+    println!("RSS {load}: {before} -> {now} KiB");
+    assert!(
+        now <= before + RSS_GROWTH_KIB,
+        "under {load} the relay grew from {before} KiB to {now} KiB"
+    );
+}
+
+#[test]
+fn thousands_of_silent_connections_do_not_stop_pairing() {
+    const SILENT: usize = 3000;
+    many_sockets(SILENT as u64);
+    let (relay, port) = relay(&[]);
+    let before = rss_kib(&relay);
+    let silent: Vec<TcpStream> = (0..SILENT).map(|_| connect(port)).collect();
+    two_real_pairs_meet(port);
+    assert_rss_bounded(&relay, before, "silent connections");
+    // The oldest silent ones were turned out to make room, with a line.
+    let mut first = silent.into_iter().next().unwrap();
+    assert_eq!(line(&mut first), "relay is busy\n");
+}
+
+#[test]
+fn half_sent_requests_and_rooms_nobody_joins_do_not_stop_pairing() {
+    const HALF: usize = 1000;
+    const ADDRESSES: u8 = 20;
+    many_sockets(HALF as u64 + 16 * ADDRESSES as u64);
+    let (relay, port) = relay(&[]);
+    let before = rss_kib(&relay);
+    let mut held = Vec::new();
+    for _ in 0..HALF {
+        let mut stream = connect(port);
+        stream.write_all(b"smolchat-relay/1 jo").unwrap();
+        held.push(stream);
+    }
+    for address in 0..ADDRESSES {
+        for _ in 0..16 {
+            let mut stream = connect_from(Ipv4Addr::new(127, 0, 2, address + 1), port);
+            open_on(&mut stream, "smolchat-relay/1 open\n");
+            held.push(stream);
+        }
+    }
+    two_real_pairs_meet(port);
+    assert_rss_bounded(&relay, before, "half-open handshakes");
+}
+
+#[test]
+fn a_flood_of_connects_and_closes_does_not_stop_pairing() {
+    const FLOOD: usize = 5000;
+    let (relay, port) = relay(&[]);
+    let before = rss_kib(&relay);
+    let fds_before = open_fds(relay.pid());
+    let done = Arc::new(AtomicUsize::new(0));
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let done = done.clone();
+            thread::spawn(move || {
+                while done.fetch_add(1, Ordering::Relaxed) < FLOOD {
+                    drop(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+                }
+            })
+        })
+        .collect();
+    two_real_pairs_meet(port);
+    for flooder in flooders {
+        flooder.join().unwrap();
+    }
+    two_real_pairs_meet(port);
+    assert_rss_bounded(&relay, before, "a flood of connects");
+    // Every flooding connection let go.
+    let deadline = Instant::now() + DEADLINE;
+    while open_fds(relay.pid()) > fds_before {
+        assert!(
+            Instant::now() < deadline,
+            "the relay holds {} descriptors, {fds_before} before",
+            open_fds(relay.pid())
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_side_that_never_reads_stalls_its_partners_sends() {
+    const FLOOD: usize = 64 << 20;
+    let (relay, port) = relay(&[]);
+    let before = rss_kib(&relay);
+    let (writer, mut reader) = pair(port);
+    // The writer sends until a send makes no progress for a second.
+    writer.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let (sent, stalled) = (sent.clone(), stalled.clone());
+        let mut writer = writer.try_clone().unwrap();
+        thread::spawn(move || {
+            let chunk = every_byte(256);
+            while sent.load(Ordering::Relaxed) < FLOOD {
+                // From where the last write stopped, so the stream stays
+                // the byte values in order.
+                match writer.write(&chunk[sent.load(Ordering::Relaxed) % 256..]) {
+                    Ok(n) => sent.fetch_add(n, Ordering::Relaxed),
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        stalled.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(e) => panic!("the writer failed: {e}"),
+                };
+            }
+        })
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while !stalled.load(Ordering::Relaxed) {
+        assert!(!flood.is_finished(), "all 64 MiB went through a side that never reads");
+        assert!(Instant::now() < deadline, "the writer never stalled");
+        thread::sleep(Duration::from_millis(10));
+    }
+    flood.join().unwrap();
+    let through = sent.load(Ordering::Relaxed);
+    println!("THROUGH {through}");
+    assert!(through < FLOOD / 4, "{through} bytes got through to a side that never reads");
+    assert_rss_bounded(&relay, before, "a side that never reads");
+    // Others pair meanwhile; then the reader reads every byte, in order.
+    two_real_pairs_meet(port);
+    writer.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len(), through);
+    assert!(
+        got.chunks(256).all(|c| c.iter().enumerate().all(|(i, &b)| b as usize == i)),
+        "reordered"
+    );
+}
+
+#[test]
+fn a_full_relay_still_pairs_those_who_hold_its_rooms() {
+    let (mut relay, port) = relay(&["--max-chats", "4"]);
+    let before = rss_kib(&relay);
+    // Two real people wait; someone else takes the other two chats.
+    let (mut alice, alice_room) = open(port);
+    let (mut carol, carol_room) = open(port);
+    let _hog = pair(port);
+    let (_hog_room, _) = open(port);
+    for _ in 0..500 {
+        assert_refused(&mut connect(port), b"smolchat-relay/1 open\n", "relay is full");
+    }
+    let mut bob = join(port, alice_room);
+    let mut dave = join(port, carol_room);
+    assert_eq!(line(&mut alice), "paired\n");
+    assert_eq!(line(&mut carol), "paired\n");
+    carries(&mut alice, &mut bob, b"hi bob\n");
+    carries(&mut dave, &mut carol, b"hi carol\n");
+    assert_rss_bounded(&relay, before, "a full relay");
+    relay.stderr_line_containing("pair formed (3 pairs, 1 room waiting)");
+    assert!(!relay.stderr().contains("full"), "refusals in the log: {}", relay.stderr());
+}
+
+#[test]
+fn the_relay_needs_little_memory_per_idle_pair() {
+    const PAIRS: usize = 1000;
+    many_sockets(2 * PAIRS as u64);
+    let (relay, port) = relay(&[]);
+    // Warm up: the first pairs grow the tables once.
+    let warm: Vec<_> = (0..50).map(|_| pair(port)).collect();
+    let before = rss_kib(&relay);
+    let held: Vec<_> = (0..PAIRS).map(|_| pair(port)).collect();
+    let per_pair = (rss_kib(&relay).saturating_sub(before)) * 1024 / PAIRS as u64;
+    println!("PER PAIR {per_pair}");
+    assert!(per_pair <= 2048, "{per_pair} bytes of resident memory per idle pair");
+    drop((warm, held));
+}
