@@ -6,7 +6,7 @@
 //! who speak at once.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
 use std::rc::Rc;
@@ -19,10 +19,12 @@ use smol::{Async, Timer};
 use super::pair::{read, with_scratch};
 use super::protocol::{line_end, Refusal, Request, MAX_LINE, REQUEST_DEADLINE};
 
-/// The connections waiting to speak, oldest first.
+/// The connections waiting to speak, oldest first: in a queue by ticket
+/// number, which only grows, so it stays sorted (a map would cost some
+/// kilobytes of binary for no gain; connections mostly leave near the front).
 #[derive(Debug)]
 pub struct Lobby {
-    waiting: BTreeMap<u64, Rc<Flag>>,
+    waiting: VecDeque<(u64, Rc<Flag>)>,
     next: u64,
     capacity: usize,
 }
@@ -38,7 +40,7 @@ pub struct Ticket {
 impl Lobby {
     /// A lobby for at most `capacity` connections (at least one).
     pub fn new(capacity: usize) -> Lobby {
-        Lobby { waiting: BTreeMap::new(), next: 0, capacity: capacity.max(1) }
+        Lobby { waiting: VecDeque::new(), next: 0, capacity: capacity.max(1) }
     }
 
     /// Lets a connection in, turning out the oldest one when it is full.
@@ -49,14 +51,14 @@ impl Lobby {
         let id = self.next;
         self.next += 1;
         let evicted = Rc::new(Flag::default());
-        self.waiting.insert(id, evicted.clone());
+        self.waiting.push_back((id, evicted.clone()));
         Ticket { id, evicted }
     }
 
     /// Turns out the connection that has waited longest, if any: also when
     /// descriptors run out, to make room.
     pub fn evict_oldest(&mut self) -> bool {
-        match self.waiting.pop_first() {
+        match self.waiting.pop_front() {
             Some((_, flag)) => {
                 flag.raise();
                 true
@@ -67,7 +69,9 @@ impl Lobby {
 
     /// The connection has spoken (or gone).
     pub fn leave(&mut self, ticket: &Ticket) {
-        self.waiting.remove(&ticket.id);
+        if let Ok(at) = self.waiting.binary_search_by_key(&ticket.id, |(id, _)| *id) {
+            self.waiting.remove(at);
+        }
     }
 
     /// How many connections wait.
@@ -185,6 +189,23 @@ pub async fn hear(stream: &Async<TcpStream>, since: Instant, evicted: &Flag) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_leave_from_anywhere_and_the_rest_keep_their_order() {
+        let mut lobby = Lobby::new(100);
+        let tickets: Vec<Ticket> = (0..10).map(|_| lobby.enter()).collect();
+        for i in [4, 0, 9, 5, 2] {
+            lobby.leave(&tickets[i]);
+        }
+        lobby.leave(&tickets[4]);
+        assert_eq!(lobby.len(), 5);
+        for i in [1, 3, 6, 7, 8] {
+            assert!(lobby.evict_oldest());
+            let raised: Vec<usize> = (0..10).filter(|&j| tickets[j].evicted.is_raised()).collect();
+            assert_eq!(raised.last(), Some(&i), "turned out {raised:?}");
+        }
+        assert!(lobby.is_empty());
+    }
 
     #[test]
     fn the_oldest_waiting_connection_is_turned_out_first() {
