@@ -7,8 +7,8 @@
 //! cargo bench --bench relay                         # 9,000 pairs, 200 x 500 round trips, 3 runs of each relay
 //! BENCH_RUNS=5 cargo bench --bench relay            # more runs, steadier medians
 //! BENCH_RELAY_PAIRS=2000 cargo bench --bench relay  # fewer pairs held (BENCH_TRANSIT_PAIRS: the transit relay's alone)
-//! BENCH_RELAY_STRACE=1 cargo bench --bench relay    # and one more run of each under `strace -c -f`
-//! BENCH_RUNS=0 BENCH_RELAY_STRACE=1 cargo bench --bench relay   # the strace runs alone
+//! BENCH_RELAY_SYSCALLS=1 cargo bench --bench relay  # and a run of each under `strace -c -f`, one under `perf stat`
+//! BENCH_RUNS=0 BENCH_RELAY_SYSCALLS=1 cargo bench --bench relay # those runs alone
 //! BENCH_RELAY_TRANSIT=0 cargo bench --bench relay   # smolchat relay alone
 //! ```
 //!
