@@ -3,6 +3,7 @@
 //! `docs/private.md` for the protocol.
 
 pub mod code;
+pub mod direct;
 pub mod handshake;
 pub mod record;
 

@@ -51,6 +51,8 @@ pub struct Keys {
     pub open: Opener,
     /// Bytes the peer sent after the handshake, read with it.
     pub early: Vec<u8>,
+    /// The key both sides prove on a direct link (`direct.rs`).
+    pub direct: [u8; 32],
 }
 
 /// How a handshake failed.
@@ -139,6 +141,7 @@ where
         seal: Sealer::new(&derived.client_to_server),
         open: Opener::new(&derived.server_to_client),
         early: held,
+        direct: derived.direct,
     })
 }
 
@@ -196,6 +199,7 @@ where
         seal: Sealer::new(&derived.server_to_client),
         open: Opener::new(&derived.client_to_server),
         early: held,
+        direct: derived.direct,
     })
 }
 
@@ -213,6 +217,7 @@ struct Derived {
     client_confirm: [u8; 32],
     client_to_server: [u8; 32],
     server_to_client: [u8; 32],
+    direct: [u8; 32],
 }
 
 impl Derived {
@@ -229,6 +234,7 @@ impl Derived {
             client_confirm: expand("smolchat-private/1 client confirm"),
             client_to_server: expand("smolchat-private/1 client to server"),
             server_to_client: expand("smolchat-private/1 server to client"),
+            direct: expand("smolchat-private/1 direct"),
         }
     }
 }
