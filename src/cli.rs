@@ -1,5 +1,7 @@
 //! The command line: argh's raw arguments, checked into a [`Config`], with
-//! every usage error on one path so that each reads the same and exits 2.
+//! every usage error on one path so that each reads the same and exits 2;
+//! around argh, the forms it does not know (`help`, `-h` below the top
+//! level, `HOST:PORT`).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -834,10 +836,10 @@ mod tests {
 
     #[test]
     fn relay_takes_the_place_of_the_port_and_host() {
-        let relay =
-            |host: &str, port, relay_only| Some(Relay { host: host.into(), port, relay_only });
         #[cfg(feature = "private")]
         {
+            let relay =
+                |host: &str, port, relay_only| Some(Relay { host: host.into(), port, relay_only });
             let Config::Server(s) = run(&["server", "--relay", "relay.example:7000"]) else {
                 panic!()
             };
