@@ -14,9 +14,9 @@ use super::handshake::{self, Keys};
 use super::{code, code_from_environment, Error, GUESSES, HANDSHAKE_TIMEOUT, WRONG_CODE_PAUSE};
 use crate::cli::{Relay, DEFAULT_CONNECT_TIMEOUT};
 use crate::net::{self, Connection};
+use crate::relay::protocol::{self, Refusal, Reply, Request, Room};
 use crate::terminal::keyboard::Keys as Typed;
 use crate::turn::Screen;
-use protocol::{Refusal, Reply, Request, Room};
 
 /// The relay as a person types it: `HOST:PORT`, an IPv6 host in brackets.
 pub fn relay_name(relay: &Relay) -> String {
@@ -311,100 +311,6 @@ pub async fn join(
     match link.reply(Some(deadline)).await? {
         Reply::Paired => Ok((link.wire, link.held, code)),
         other => Err(link.unexpected(&other, "paired")),
-    }
-}
-
-/// The relay's lines, until the relay's own module is merged: a stub with
-/// the same names.
-mod protocol {
-    use std::fmt;
-    use std::time::Duration;
-
-    pub const VERSION: &str = "smolchat-relay/1";
-    pub const MAX_LINE: usize = 1024;
-    pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
-    pub type Room = u32;
-
-    #[derive(Debug, Clone, Copy)]
-    pub enum Request {
-        Open { direct: bool },
-        Join { room: Room, direct: bool },
-    }
-
-    impl Request {
-        pub fn line(&self) -> String {
-            let direct = |d: bool| if d { " direct" } else { "" };
-            match *self {
-                Request::Open { direct: d } => format!("{VERSION} open{}\n", direct(d)),
-                Request::Join { room, direct: d } => {
-                    format!("{VERSION} join {room}{}\n", direct(d))
-                }
-            }
-        }
-    }
-
-    #[derive(Debug, Clone)]
-    pub enum Refusal {
-        Expired(Duration),
-        Other(String),
-    }
-
-    impl fmt::Display for Refusal {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self {
-                Refusal::Expired(d) => write!(f, "nobody joined within {} seconds", d.as_secs()),
-                Refusal::Other(t) => f.write_str(t),
-            }
-        }
-    }
-
-    #[derive(Debug, Clone)]
-    pub enum Reply {
-        Room(Room),
-        Paired,
-        Refused(Refusal),
-    }
-
-    impl Reply {
-        pub fn line(&self) -> String {
-            match self {
-                Reply::Room(n) => format!("room {n}\n"),
-                Reply::Paired => "paired\n".into(),
-                Reply::Refused(r) => format!("{r}\n"),
-            }
-        }
-
-        pub fn parse(line: &[u8]) -> Reply {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let text: String = line
-                .iter()
-                .take(MAX_LINE)
-                .map(|&b| if (b' '..=b'~').contains(&b) { b as char } else { '?' })
-                .collect();
-            if text == "paired" {
-                return Reply::Paired;
-            }
-            if let Some(n) = text.strip_prefix("room ").and_then(|n| n.parse().ok()) {
-                return Reply::Room(n);
-            }
-            let wait = text
-                .strip_prefix("nobody joined within ")
-                .and_then(|t| t.strip_suffix(" seconds"))
-                .and_then(|t| t.parse().ok());
-            if let Some(secs) = wait {
-                return Reply::Refused(Refusal::Expired(Duration::from_secs(secs)));
-            }
-            Reply::Refused(Refusal::Other(text))
-        }
-    }
-
-    pub fn line_end(buf: &[u8]) -> Result<Option<usize>, ()> {
-        let window = &buf[..buf.len().min(MAX_LINE)];
-        match window.iter().position(|&b| b == b'\n') {
-            Some(i) => Ok(Some(i)),
-            None if buf.len() >= MAX_LINE => Err(()),
-            None => Ok(None),
-        }
     }
 }
 
