@@ -688,10 +688,10 @@ mod tests {
 
     #[test]
     fn relay_takes_the_place_of_the_port_and_host() {
-        let relay =
-            |host: &str, port, relay_only| Some(Relay { host: host.into(), port, relay_only });
         #[cfg(feature = "private")]
         {
+            let relay =
+                |host: &str, port, relay_only| Some(Relay { host: host.into(), port, relay_only });
             let Config::Server(s) = run(&["server", "--relay", "relay.example:7000"]) else {
                 panic!()
             };
