@@ -428,3 +428,28 @@ fn bytes_that_come_with_paired_reach_the_handshake() {
     chat(&mut server, &mut client, 2, "early");
     assert!(start.elapsed() < DEADLINE);
 }
+
+#[test]
+fn three_wrong_codes_end_a_server_whose_words_cannot_change() {
+    let (_relay, port) = relay(&[]);
+    let at = format!("127.0.0.1:{port}");
+    let mut server = server(&at, Some("calm-seas"), &[]);
+    for guess in 0..3 {
+        let code = next_code(&mut server);
+        assert!(code.ends_with("-calm-seas"), "{code}");
+        let room = code.split('-').next().unwrap();
+        let mut c = client(&at, &format!("{room}-wild-guess{guess}"), &[]);
+        c.close_stdin();
+        assert_eq!(c.finish().0, Some(1));
+        server.stderr_line_containing("smolchat: the client: wrong code");
+    }
+    server.close_stdin();
+    let (status, _, err) = server.finish();
+    assert_eq!(status, Some(1), "{err}");
+    assert!(
+        err.ends_with(
+            "smolchat: error: 3 wrong codes: ending, since SMOLCHAT_CODE cannot be replaced\n"
+        ),
+        "{err}"
+    );
+}
