@@ -264,6 +264,16 @@ fn an_unreachable_relay_is_one_line() {
     let mut c = client(&at, "1-calm-seas", &[]);
     c.close_stdin();
     assert_one_error("client", c.finish(), &want);
+    // `.invalid` never resolves (RFC 2606), so nothing is contacted.
+    for mut side in
+        [server("relay.invalid:7000", None, &[]), client("relay.invalid:7000", "1-a-b", &[])]
+    {
+        side.close_stdin();
+        let (code, out, err) = side.finish();
+        assert_eq!((code, out.as_str()), (Some(1), ""), "{err}");
+        assert!(err.starts_with("smolchat: error: cannot resolve relay relay.invalid: "), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }
 
 #[test]
