@@ -125,8 +125,11 @@ fn smolchat_code_gives_the_words_and_the_relay_the_number() {
     let at = format!("127.0.0.1:{port}");
     let mut server = server(&at, Some("Calm  Seas"), &[]);
     assert_eq!(next_code(&mut server), "1-calm-seas");
-    // Typed loosely, normalised.
-    let mut client = client(&at, " 1 CALM seas ", &[]);
+    // Typed loosely, normalised; the relay from SMOLCHAT_RELAY.
+    let mut cmd = smolchat();
+    cmd.arg("client").env("SMOLCHAT_RELAY", &at).env("SMOLCHAT_CODE", " 1 CALM seas ");
+    let mut client = Proc::spawn(cmd);
+    client.stderr_line_containing(&format!("connected through the relay {at}"));
     chat(&mut server, &mut client, 2, "words");
 }
 
