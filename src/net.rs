@@ -18,6 +18,9 @@ use smol::Async;
 use crate::error::Error;
 use crate::turn::{send_timed_out, PeerSocket};
 
+#[cfg(unix)]
+pub mod shared_port;
+
 /// How long a closing side keeps reading (and discarding) what the peer
 /// still sends, so that unread data does not turn the close into a reset.
 pub const LINGER: Duration = Duration::from_millis(500);
