@@ -1,9 +1,9 @@
 //! The relay bench's second scenario: a private chat of N round trips of
 //! 40-byte lines through pipes, direct (`server --private PORT`, `client
-//! --private HOST PORT`) and through `smolchat relay` (`server --relay`,
-//! `client --relay`), SMOLCHAT_CODE set on both sides; runs alternate, and
-//! the ratio is the median of the pair-by-pair ratios of the client's wall
-//! time. Both outputs are checked byte for byte. Every process of a run
+//! --private HOST PORT`) and through `smolchat relay` (`server --relay-only
+//! --relay`, `client --relay-only --relay`: never a direct connection),
+//! SMOLCHAT_CODE set on both sides; runs alternate, and the ratio is the
+//! median of the pair-by-pair ratios of the client's wall time. Both outputs are checked byte for byte. Every process of a run
 //! (client, server, relay) is pinned to CPU 0 when `taskset` is there, as in
 //! benches/roundtrip.rs; `BENCH_PIN=0` lets them run anywhere.
 
@@ -107,7 +107,8 @@ fn run(
     let server_args: Vec<String> = if relayed {
         let (child, port) = super::start_smolchat_relay(program(pin), 16)?;
         relay = Some(child);
-        vec!["server".into(), "--relay".into(), format!("127.0.0.1:{port}")]
+        // Through the relay all the way: no direct connection is tried.
+        vec!["server".into(), "--relay-only".into(), "--relay".into(), format!("127.0.0.1:{port}")]
     } else {
         ["server", "--private", "--bind", "127.0.0.1", "0"].map(String::from).to_vec()
     };
@@ -127,9 +128,10 @@ fn run(
             ["client", "--private", "127.0.0.1", &port.to_string()].map(String::from).to_vec(),
             server_code,
         ),
-        Ready::Code(code) if relayed => {
-            (vec!["client".into(), "--relay".into(), server_args[2].clone()], code)
-        }
+        Ready::Code(code) if relayed => (
+            vec!["client".into(), "--relay-only".into(), "--relay".into(), server_args[3].clone()],
+            code,
+        ),
         _ if relayed => return Ok(None),
         _ => return Err("the private server did not say where it listens".into()),
     };
