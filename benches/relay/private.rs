@@ -84,7 +84,9 @@ pub fn main(runs: usize, n: usize) -> bool {
         wall(1),
         wall(1) * 1e6 / n as f64,
     );
-    if super::is_bench() {
+    // With few round trips the processes' start and the handshake are most
+    // of the time: no goal to hold them to.
+    if super::is_bench() && n >= 1_000 {
         super::goal(
             "relayed private round trip <= 1.30 x direct",
             &format!("{ratio:.2} x"),
