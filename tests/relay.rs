@@ -617,7 +617,10 @@ fn thousands_of_silent_connections_do_not_stop_pairing() {
     many_sockets(SILENT as u64);
     let (relay, port) = relay(&[]);
     let before = rss_kib(&relay);
-    let deadline = Instant::now() + DEADLINE;
+    // Taken in well under a second here; a relay whose accept queue
+    // overflows makes every 129th connection wait a second for its SYN to
+    // be sent again.
+    let deadline = Instant::now() + Duration::from_secs(5);
     let silent: Vec<TcpStream> = (0..SILENT)
         .map(|_| {
             assert!(Instant::now() < deadline, "the relay stalls on silent connections");
