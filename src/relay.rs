@@ -10,6 +10,7 @@
 //! [`protocol`], shared with the chat side.
 
 pub mod descriptors;
+pub mod listener;
 pub mod lobby;
 pub mod pair;
 pub mod protocol;
@@ -19,7 +20,6 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -71,7 +71,7 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         refused: Cell::new(0),
     });
     smol::block_on(async {
-        let listener: Arc<Async<TcpListener>> = net::bind(config.bind, config.port).await?.into();
+        let listener = listener::listen(config.bind, config.port)?;
         let local = listener
             .get_ref()
             .local_addr()
@@ -165,7 +165,7 @@ impl Handover {
 /// Accepts for ever, a task per connection. An accept error (out of file
 /// descriptors, say) is said once, makes room in the lobby, and is retried
 /// after a pause instead of at once.
-async fn accept(listener: Arc<Async<TcpListener>>, relay: Rc<Relay>) {
+async fn accept(listener: Async<TcpListener>, relay: Rc<Relay>) {
     let mut said: Option<(String, Instant)> = None;
     loop {
         match listener.accept().await {

@@ -28,7 +28,8 @@ fn relay(args: &[&str]) -> (Proc, u16) {
 
 /// A connection to the relay, every read bounded by the deadline.
 fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the relay");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to the relay");
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     stream
 }
@@ -204,20 +205,25 @@ fn rooms_are_numbered_from_1_and_a_freed_number_is_reused_first() {
 fn a_join_pairs_both_sides_and_bytes_cross_unchanged_both_ways() {
     let (mut relay, port) = relay(&[]);
     let (mut a, mut b) = pair(port);
-    // Every byte value, NUL and 0xFF too, both ways at once: more than the
-    // socket buffers hold, so the copy runs against back-pressure.
-    let bytes = every_byte(8 * 1024);
-    let (mut a2, mut b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
-    let sent = bytes.clone();
-    let writer = thread::spawn(move || {
-        a2.write_all(&sent).unwrap();
-        b2.write_all(&sent).unwrap();
-    });
-    let mut at_b = vec![0u8; bytes.len()];
-    b.read_exact(&mut at_b).unwrap();
+    // Every byte value, NUL and 0xFF too, both ways at once: 16 MiB, more
+    // than the socket buffers hold. b reads nothing until it has read all
+    // of a's side, so the copy from a to b runs against back-pressure
+    // (partial writes, bytes held) for a good while.
+    let bytes = every_byte(64 * 1024);
+    let writers: Vec<_> = [&a, &b]
+        .into_iter()
+        .map(|side| {
+            let (mut side, sent) = (side.try_clone().unwrap(), bytes.clone());
+            thread::spawn(move || side.write_all(&sent).unwrap())
+        })
+        .collect();
     let mut at_a = vec![0u8; bytes.len()];
     a.read_exact(&mut at_a).unwrap();
-    writer.join().unwrap();
+    let mut at_b = vec![0u8; bytes.len()];
+    b.read_exact(&mut at_b).unwrap();
+    for writer in writers {
+        writer.join().unwrap();
+    }
     assert!(at_b == bytes, "a to b changed");
     assert!(at_a == bytes, "b to a changed");
 
@@ -611,7 +617,16 @@ fn thousands_of_silent_connections_do_not_stop_pairing() {
     many_sockets(SILENT as u64);
     let (relay, port) = relay(&[]);
     let before = rss_kib(&relay);
-    let silent: Vec<TcpStream> = (0..SILENT).map(|_| connect(port)).collect();
+    // Taken in well under a second here; a relay whose accept queue
+    // overflows makes every 129th connection wait a second for its SYN to
+    // be sent again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let silent: Vec<TcpStream> = (0..SILENT)
+        .map(|_| {
+            assert!(Instant::now() < deadline, "the relay stalls on silent connections");
+            connect(port)
+        })
+        .collect();
     two_real_pairs_meet(port);
     assert_rss_bounded(&relay, before, "silent connections");
     // The oldest silent ones were turned out to make room, with a line.
@@ -627,7 +642,11 @@ fn half_sent_requests_and_rooms_nobody_joins_do_not_stop_pairing() {
     let (relay, port) = relay(&[]);
     let before = rss_kib(&relay);
     let mut held = Vec::new();
+    // The relay takes them all at once, each in its own task: one that
+    // waited on each half-sent line in turn would take 10 s a connection.
+    let deadline = Instant::now() + DEADLINE;
     for _ in 0..HALF {
+        assert!(Instant::now() < deadline, "the relay stalls on half-sent requests");
         let mut stream = connect(port);
         stream.write_all(b"smolchat-relay/1 jo").unwrap();
         held.push(stream);
