@@ -49,3 +49,6 @@ mod allow;
 
 // The layout: no two source files need each other.
 mod layout;
+
+// The direct path of a relayed chat: proven links, --relay-only, forged addresses.
+mod direct;
