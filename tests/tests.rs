@@ -45,3 +45,7 @@ mod allow;
 
 // The layout: no two source files need each other.
 mod layout;
+
+// The NAT lab: two homes behind NAT routers and a public host, in network
+// namespaces (root); a direct client fails, a relayed chat crosses.
+mod natlab;
