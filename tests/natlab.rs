@@ -112,11 +112,13 @@ impl Lab {
         }
         remove_stale_labs();
         let n = LABS.fetch_add(1, Ordering::Relaxed);
-        let lab = Lab { prefix: format!("{PREFIX}{}x{n}", std::process::id()), built_in: Duration::ZERO };
+        let lab =
+            Lab { prefix: format!("{PREFIX}{}x{n}", std::process::id()), built_in: Duration::ZERO };
         let started = Instant::now();
         // A name left by an earlier process with this id would be in the way.
         lab.remove();
-        let adds: String = Host::ALL.iter().map(|&h| format!("netns add {}\n", lab.ns(h))).collect();
+        let adds: String =
+            Host::ALL.iter().map(|&h| format!("netns add {}\n", lab.ns(h))).collect();
         if let Err(why) = ip_batch(None, &adds) {
             lab.remove();
             util::skip(&format!("cannot make network namespaces: {why}"));
@@ -201,17 +203,18 @@ impl Lab {
                  route add default via {gateway}\n"
             )
         };
-        let router = |lan: Ipv4Addr, wan: Ipv4Addr, port: &str, other_net: &str, other: Ipv4Addr| {
-            format!(
-                "link set lo up\n\
+        let router =
+            |lan: Ipv4Addr, wan: Ipv4Addr, port: &str, other_net: &str, other: Ipv4Addr| {
+                format!(
+                    "link set lo up\n\
                  addr add {lan}/25 dev lan\n\
                  link set lan up\n\
                  link add wan type veth peer name {port} netns {public}\n\
                  addr add {wan}/24 dev wan\n\
                  link set wan up\n\
                  route add {other_net} via {other}\n"
-            )
-        };
+                )
+            };
         let internet = format!(
             "link set lo up\n\
              link add inet type bridge\n\
@@ -324,8 +327,10 @@ fn run_with_input(cmd: &mut Command, input: &str) -> Result<(), String> {
 /// Kills what runs in each of `names` that exists and removes them; the
 /// veths and the bridge go with their namespaces.
 fn remove_namespaces(names: &[String]) {
-    let existing: Vec<&String> =
-        names.iter().filter(|n| std::path::Path::new(&format!("/run/netns/{n}")).exists()).collect();
+    let existing: Vec<&String> = names
+        .iter()
+        .filter(|n| std::path::Path::new(&format!("/run/netns/{n}")).exists())
+        .collect();
     if existing.is_empty() {
         return;
     }
