@@ -391,6 +391,10 @@ fn failed_client(lab: &Lab, host: Host, to: Ipv4Addr, port: u16) -> impl FnOnce(
     // stdin stays open: its end would end the client before it tried.
     let mut client = lab.spawn(host, &["client", "--connect-timeout", "2", &to, &port]);
     move || {
+        // Its connect timeout and then some: a client still running got in.
+        if client.wait_for(Duration::from_secs(10)).is_none() {
+            panic!("a client reached {to}:{port} through the router\n{}", client.report());
+        }
         let (code, out, err) = client.finish();
         assert_eq!(code, Some(1), "client to {to}:{port}: {err}");
         assert!(out.is_empty(), "{out}");
