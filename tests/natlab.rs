@@ -110,22 +110,25 @@ impl Lab {
         if !util::have("ip") || !util::have("iptables-restore") {
             return None;
         }
-        remove_stale_labs();
+        static STALE: std::sync::Once = std::sync::Once::new();
+        STALE.call_once(remove_stale_labs);
         let n = LABS.fetch_add(1, Ordering::Relaxed);
-        let lab =
+        let mut lab =
             Lab { prefix: format!("{PREFIX}{}x{n}", std::process::id()), built_in: Duration::ZERO };
         let started = Instant::now();
         // A name left by an earlier process with this id would be in the way.
         lab.remove();
         let adds: String =
             Host::ALL.iter().map(|&h| format!("netns add {}\n", lab.ns(h))).collect();
-        if let Err(why) = ip_batch(None, &adds) {
-            lab.remove();
-            util::skip(&format!("cannot make network namespaces: {why}"));
+        // A kernel without namespaces, bridges or netfilter NAT is a
+        // machine the lab cannot run on, like one without root.
+        let built = ip_batch(None, &adds).and_then(|()| lab.build(nat));
+        if let Err(why) = built {
+            // Drop removes what was made.
+            drop(lab);
+            util::skip(&format!("cannot build the NAT lab: {why}"));
             return None;
         }
-        let mut lab = lab;
-        lab.build(nat);
         lab.built_in = started.elapsed();
         Some(lab)
     }
@@ -180,18 +183,18 @@ impl Lab {
     }
 
     /// Builds the links, addresses, routes and firewalls in the namespaces
-    /// just made; any failure fails the test (the namespaces are removed by
-    /// Drop).
-    fn build(&self, nat: Nat) {
+    /// just made.
+    fn build(&self, nat: Nat) -> Result<(), String> {
         for host in Host::ALL {
             let router = matches!(host, Host::Rtr1 | Host::Rtr2);
             // Before any link exists, so that no link gets an IPv6 address.
             self.on(host, || {
                 for conf in ["all", "default"] {
-                    write_sysctl(&format!("net/ipv6/conf/{conf}/disable_ipv6"), "1");
+                    write_sysctl(&format!("net/ipv6/conf/{conf}/disable_ipv6"), "1")?;
                 }
-                write_sysctl("net/ipv4/ip_forward", if router { "1" } else { "0" });
-            });
+                write_sysctl("net/ipv4/ip_forward", if router { "1" } else { "0" })
+            })
+            .map_err(|why| format!("{}: {why}", host.name()))?;
         }
         let (rtr1, rtr2, public) = (self.ns(Host::Rtr1), self.ns(Host::Rtr2), self.ns(Host::Pub));
         let home = |lan: Ipv4Addr, gateway: Ipv4Addr, router: &str| {
@@ -237,9 +240,8 @@ impl Lab {
             (Host::Pub, internet),
         ];
         for (host, commands) in steps {
-            if let Err(why) = ip_batch(Some(&self.ns(host)), &commands) {
-                panic!("NAT lab: {}: {why}", host.name());
-            }
+            ip_batch(Some(&self.ns(host)), &commands)
+                .map_err(|why| format!("{}: {why}", host.name()))?;
         }
         let random = match nat {
             Nat::KeepPorts => "",
@@ -261,10 +263,10 @@ impl Lab {
         );
         for host in [Host::Rtr1, Host::Rtr2] {
             let mut cmd = self.command(host, "iptables-restore");
-            if let Err(why) = run_with_input(&mut cmd, &rules) {
-                panic!("NAT lab: {}: iptables-restore: {why}", host.name());
-            }
+            run_with_input(&mut cmd, &rules)
+                .map_err(|why| format!("{}: iptables-restore: {why}", host.name()))?;
         }
+        Ok(())
     }
 
     /// Removes the lab's namespaces that exist, after killing whatever still
@@ -292,9 +294,9 @@ fn enter(path: &str) {
 }
 
 /// Writes a sysctl of the calling thread's network namespace.
-fn write_sysctl(name: &str, value: &str) {
+fn write_sysctl(name: &str, value: &str) -> Result<(), String> {
     let path = format!("/proc/sys/{name}");
-    std::fs::write(&path, value).unwrap_or_else(|e| panic!("NAT lab: write {path}: {e}"));
+    std::fs::write(&path, value).map_err(|e| format!("cannot write {path}: {e}"))
 }
 
 /// Runs `commands` by one `ip -batch -`, inside `ns` when given.
