@@ -197,30 +197,32 @@ impl Lab {
             .map_err(|why| format!("{}: {why}", host.name()))?;
         }
         let (rtr1, rtr2, public) = (self.ns(Host::Rtr1), self.ns(Host::Rtr2), self.ns(Host::Pub));
-        let home = |lan: Ipv4Addr, gateway: Ipv4Addr, router: &str| {
+        // Every link gets an index of its own, never its peer's: the kernel
+        // tells a veth's carrier to the bridge at once only when the two
+        // ends' indexes differ, and otherwise up to a second later.
+        let home = |n: u8, lan: Ipv4Addr, gateway: Ipv4Addr, router: &str| {
             format!(
                 "link set lo up\n\
-                 link add eth0 type veth peer name lan netns {router}\n\
+                 link add eth0 index {n}0 type veth peer name lan index {n}1 netns {router}\n\
                  addr add {lan}/25 dev eth0\n\
                  link set eth0 up\n\
                  route add default via {gateway}\n"
             )
         };
-        let router =
-            |lan: Ipv4Addr, wan: Ipv4Addr, port: &str, other_net: &str, other: Ipv4Addr| {
-                format!(
-                    "link set lo up\n\
+        let router = |n: u8, lan: Ipv4Addr, wan: Ipv4Addr, other_net: &str, other: Ipv4Addr| {
+            format!(
+                "link set lo up\n\
                  addr add {lan}/25 dev lan\n\
                  link set lan up\n\
-                 link add wan type veth peer name {port} netns {public}\n\
+                 link add wan index {n}2 type veth peer name rtr{n} index {n}3 netns {public}\n\
                  addr add {wan}/24 dev wan\n\
                  link set wan up\n\
                  route add {other_net} via {other}\n"
-                )
-            };
+            )
+        };
         let internet = format!(
             "link set lo up\n\
-             link add inet type bridge\n\
+             link add inet index 30 type bridge\n\
              addr add {PUB}/24 dev inet\n\
              link set inet up\n\
              link set rtr1 master inet\n\
@@ -233,10 +235,10 @@ impl Lab {
         // In this order: each veth is made on the side nearer the home, and
         // the bridge takes the routers' ports last.
         let steps = [
-            (Host::Home1, home(HOME1, RTR1_LAN, &rtr1)),
-            (Host::Home2, home(HOME2, RTR2_LAN, &rtr2)),
-            (Host::Rtr1, router(RTR1_LAN, RTR1_WAN, "rtr1", "198.51.100.0/25", RTR2_WAN)),
-            (Host::Rtr2, router(RTR2_LAN, RTR2_WAN, "rtr2", "192.0.2.0/25", RTR1_WAN)),
+            (Host::Home1, home(1, HOME1, RTR1_LAN, &rtr1)),
+            (Host::Home2, home(2, HOME2, RTR2_LAN, &rtr2)),
+            (Host::Rtr1, router(1, RTR1_LAN, RTR1_WAN, "198.51.100.0/25", RTR2_WAN)),
+            (Host::Rtr2, router(2, RTR2_LAN, RTR2_WAN, "192.0.2.0/25", RTR1_WAN)),
             (Host::Pub, internet),
         ];
         for (host, commands) in steps {
@@ -266,7 +268,27 @@ impl Lab {
             run_with_input(&mut cmd, &rules)
                 .map_err(|why| format!("{}: iptables-restore: {why}", host.name()))?;
         }
-        Ok(())
+        self.wait_for_the_bridge()
+    }
+
+    /// Waits until the bridge forwards from both routers' ports, so that a
+    /// test's first packet is not lost (and a connect not a second late).
+    fn wait_for_the_bridge(&self) -> Result<(), String> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut cmd = Command::new("ip");
+            cmd.args(["-n", &self.ns(Host::Pub), "-d", "-o", "link", "show", "master", "inet"]);
+            let out = cmd.output().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+            let ports = String::from_utf8_lossy(&out.stdout);
+            if ports.matches("bridge_slave state forwarding").count() == 2 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the bridge does not forward:\n{ports}"));
+            }
+            // Polling the port state, as util's wait_for polls an exit.
+            thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Removes the lab's namespaces that exist, after killing whatever still
