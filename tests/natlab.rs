@@ -75,12 +75,12 @@ static LABS: AtomicU32 = AtomicU32::new(0);
 /// network namespace (`sclab<pid>x<n>-<host>`), removed when dropped.
 ///
 /// ```text
-///  home1 eth0 192.0.2.2/25            home2 eth0 198.51.100.2/25
-///        |  (veth)                          |  (veth)
-///   rtr1 lan 192.0.2.1/25              rtr2 lan 198.51.100.1/25
-///   rtr1 wan 203.0.113.1/24            rtr2 wan 203.0.113.2/24
-///        |  (veth)                          |  (veth)
-///   pub  rtr1 -------- bridge inet 203.0.113.100/24 -------- rtr2  pub
+///  home1   eth0 192.0.2.2/25                 home2   eth0 198.51.100.2/25
+///            | veth                                    | veth
+///  rtr1    lan  192.0.2.1/25                 rtr2    lan  198.51.100.1/25
+///          wan  203.0.113.1/24                       wan  203.0.113.2/24
+///            | veth                                    | veth
+///  pub     rtr1 ---- inet (bridge) 203.0.113.100/24 ---- rtr2
 /// ```
 ///
 /// The bridge in `pub` is the internet: the public host and both routers'
