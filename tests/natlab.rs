@@ -394,12 +394,24 @@ fn remove_stale_labs() {
 /// A TCP connection from `local` to `remote`, made on the calling thread's
 /// namespace (see [`Lab::on`]); the connect gives up after the deadline.
 pub fn connect_from(local: SocketAddrV4, remote: SocketAddr) -> std::io::Result<TcpStream> {
+    connect_within(local, remote, DEADLINE)
+}
+
+/// [`connect_from`], giving up after `limit`. The local address may be one
+/// another socket is bound to (address and port reuse), as a simultaneous
+/// open from the port of a relay connection needs.
+pub fn connect_within(
+    local: SocketAddrV4,
+    remote: SocketAddr,
+    limit: Duration,
+) -> std::io::Result<TcpStream> {
     use rustix::net::{sockopt, AddressFamily, SocketType};
     let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
+    sockopt::set_socket_reuseport(&fd, true)?;
     rustix::net::bind(&fd, &local)?;
     // Linux bounds a blocking connect by the send timeout.
-    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(DEADLINE))?;
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(limit))?;
     rustix::net::connect(&fd, &remote)?;
     let stream = TcpStream::from(fd);
     stream.set_read_timeout(Some(DEADLINE))?;
@@ -496,5 +508,53 @@ fn the_lab_routes_out_and_masquerades() {
         drop(lab);
         // Shown with --nocapture: what the lab costs a test.
         eprintln!("NAT lab {nat:?}: built in {built:?}, removed in {:?}", started.elapsed());
+    }
+}
+
+#[test]
+fn a_simultaneous_open_crosses_routers_that_keep_ports_only() {
+    for nat in [Nat::KeepPorts, Nat::ScramblePorts] {
+        let Some(lab) = Lab::new(nat) else { return };
+        let listener = lab.on(Host::Pub, || TcpListener::bind((PUB, 0))).expect("listen on pub");
+        let public = listener.local_addr().unwrap();
+        // Each home meets the public host first, as at a relay, which sees
+        // where the home comes from; both connections stay open.
+        let meet = |home: Host, local: SocketAddrV4| {
+            let out = lab.on(home, || connect_from(local, public)).expect("meet");
+            let seen = raw_accept(&listener);
+            let from = seen.peer_addr().unwrap();
+            (out, seen, from)
+        };
+        let (local1, local2) = (SocketAddrV4::new(HOME1, 40001), SocketAddrV4::new(HOME2, 40002));
+        let (_out1, _seen1, at1) = meet(Host::Home1, local1);
+        let (_out2, _seen2, at2) = meet(Host::Home2, local2);
+        // Then each connects, from that same port, to where the other was
+        // seen, at once.
+        let limit = Duration::from_secs(3);
+        let started = Instant::now();
+        let (one, two) = thread::scope(|scope| {
+            let one = scope.spawn(|| lab.on(Host::Home1, || connect_within(local1, at2, limit)));
+            let two = scope.spawn(|| lab.on(Host::Home2, || connect_within(local2, at1, limit)));
+            (one.join().unwrap(), two.join().unwrap())
+        });
+        let took = started.elapsed();
+        match nat {
+            Nat::KeepPorts => {
+                let (mut one, mut two) = (one.expect("home 1 direct"), two.expect("home 2 direct"));
+                // One connection, seen from both ends through both routers.
+                assert_eq!(one.peer_addr().unwrap(), at2);
+                assert_eq!(two.peer_addr().unwrap(), at1);
+                one.write_all(b"direct").unwrap();
+                let mut got = [0u8; 6];
+                two.read_exact(&mut got).unwrap();
+                assert_eq!(&got, b"direct");
+                eprintln!("NAT lab {nat:?}: simultaneous open in {took:?}");
+            }
+            // The ports the public host saw are not where a new connection
+            // comes from, so each router drops the other's SYN.
+            Nat::ScramblePorts => {
+                assert!(one.is_err() && two.is_err(), "{nat:?}: {one:?} {two:?}");
+            }
+        }
     }
 }
