@@ -558,3 +558,96 @@ fn a_simultaneous_open_crosses_routers_that_keep_ports_only() {
         }
     }
 }
+
+/// The code in a status line: a word shaped `N-word-word`.
+#[cfg(feature = "private")]
+fn code_in(line: &str) -> Option<String> {
+    line.split_whitespace()
+        .map(|word| word.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .find(|word| {
+            let parts: Vec<&str> = word.split('-').collect();
+            parts.len() == 3
+                && !parts[0].is_empty()
+                && parts[0].bytes().all(|b| b.is_ascii_digit())
+                && parts[1..]
+                    .iter()
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        })
+        .map(str::to_string)
+}
+
+/// Skips `server`'s status lines up to one that gives a code, and returns it.
+#[cfg(feature = "private")]
+fn next_code(server: &mut Proc) -> String {
+    loop {
+        if let Some(code) = code_in(&server.stderr_line_containing("code")) {
+            return code;
+        }
+    }
+}
+
+/// The lines of a long chat: unicode, tabs, an empty line, spaces at the
+/// ends, and lines of 2 KB to 200 KB.
+#[cfg(feature = "private")]
+fn script(who: &str, turns: usize) -> Vec<String> {
+    (0..turns)
+        .map(|i| match i % 10 {
+            3 => format!("{who} {i}: héllo wörld ✓ 世界 🎉 ñandú Ωμέγα"),
+            5 => format!("  {who} {i}\twith a tab and spaces at both ends  "),
+            7 if i == 7 => String::new(),
+            9 => {
+                let unit = format!("{who} {i} ünïcödé ");
+                unit.repeat(100 * 10usize.pow((i / 10 % 3) as u32))
+            }
+            _ => format!("{who} line {i}"),
+        })
+        .map(|mut line| {
+            line.push('\n');
+            line
+        })
+        .collect()
+}
+
+#[cfg(feature = "private")]
+#[test]
+fn a_relayed_chat_crosses_two_nats_exactly_both_ways() {
+    let Some(lab) = Lab::new(Nat::ScramblePorts) else { return };
+    let mut relay = lab.spawn(Host::Pub, &["relay", "7000"]);
+    relay.stderr_line_containing("relay listening on ");
+    let at = format!("{PUB}:7000");
+
+    let mut cmd = lab.smolchat(Host::Home2);
+    cmd.args(["server", "--relay", &at]).env_remove("SMOLCHAT_CODE");
+    let mut server = Proc::spawn(cmd);
+    let code = next_code(&mut server);
+    let mut cmd = lab.smolchat(Host::Home1);
+    cmd.args(["client", "--relay", &at]).env("SMOLCHAT_CODE", &code);
+    let mut client = Proc::spawn(cmd);
+    client.stderr_line_containing("the code matched");
+    server.stderr_line_containing("the code matched");
+
+    let questions = script("client", 50);
+    let answers = script("server", 50);
+    for (question, answer) in questions.iter().zip(&answers) {
+        client.send(question.as_bytes());
+        assert_eq!(&server.stdout_line(), question);
+        server.send(answer.as_bytes());
+        assert_eq!(&client.stdout_line(), answer);
+    }
+    client.send(b"EXIT\n");
+    let (status, out, err) = client.finish();
+    assert_eq!(status, Some(0), "{err}");
+    assert_eq!(out, answers.concat());
+    assert_clean_stderr("client", &err);
+    // The server stays, in a new room, for the next person.
+    next_code(&mut server);
+    assert_eq!(server.stdout(), questions.concat());
+    assert_clean_stderr("server", &server.stderr());
+    // The relay's lines show neither the code's words nor a line of the chat.
+    let seen = relay.stderr();
+    // (The words one by one could be in its lines by chance: "open".)
+    let words = code.split_once('-').unwrap().1;
+    for secret in [words, "héllo", "line 1"] {
+        assert!(!seen.contains(secret), "the relay's output has {secret:?}:\n{seen}");
+    }
+}
