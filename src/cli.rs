@@ -19,6 +19,15 @@ pub const MAX_MAX_LINE: usize = 1 << 30;
 /// How long a client waits for each address by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How many rooms and pairs a relay holds at most by default.
+pub const DEFAULT_MAX_CHATS: usize = 10_000;
+
+/// The largest `--max-chats` taken: each chat needs two open files.
+pub const MAX_MAX_CHATS: usize = 1_000_000;
+
+/// How long a relay's room waits for its joiner by default.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
+
 #[derive(FromArgs, Debug)]
 /// A two-person, turn-based text chat over TCP.
 #[argh(help_triggers("-h", "--help"))]
@@ -35,6 +44,7 @@ struct Args {
 enum Command {
     Server(ServerArgs),
     Client(ClientArgs),
+    Relay(RelayArgs),
 }
 
 // argh is told only `--help` below the top level, since `help` could be
@@ -104,6 +114,26 @@ struct ClientArgs {
     server: Vec<String>,
 }
 
+#[derive(FromArgs, Debug)]
+/// Let two people behind NAT meet: pair them by room number and copy their
+/// sealed bytes both ways.
+#[argh(subcommand, name = "relay", help_triggers("--help"))]
+struct RelayArgs {
+    /// local address to listen on: an IPv4 or IPv6 address (default 0.0.0.0)
+    #[argh(option, arg_name = "ADDR")]
+    bind: Option<String>,
+    /// most rooms and pairs held at once (default 10000)
+    #[argh(option, arg_name = "N")]
+    max_chats: Option<String>,
+    /// close a room nobody joined, or a pair one side left, after SECS
+    /// seconds (default 600)
+    #[argh(option, arg_name = "SECS")]
+    wait: Option<String>,
+    /// port to listen on, 0-65535 (0 picks a free port)
+    #[argh(positional, arg_name = "PORT")]
+    port: String,
+}
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
@@ -113,6 +143,8 @@ pub enum Parsed {
     Version,
     /// Run the chat.
     Run(Config),
+    /// Run a relay.
+    Relay(RelayConfig),
 }
 
 /// A checked command line.
@@ -176,6 +208,20 @@ pub struct ClientConfig {
     pub relay: Option<Relay>,
 }
 
+/// Settings of `smolchat relay`.
+#[derive(Debug, PartialEq)]
+pub struct RelayConfig {
+    /// Local address.
+    pub bind: IpAddr,
+    /// Local port; 0 lets the system pick one.
+    pub port: u16,
+    /// The most rooms and pairs held together.
+    pub max_chats: usize,
+    /// How long a room waits for its joiner, and a pair goes on after one
+    /// side left.
+    pub wait: Duration,
+}
+
 /// A usage error: the message, and the command whose `--help` to suggest.
 #[derive(Debug, PartialEq)]
 pub struct Usage {
@@ -227,6 +273,20 @@ pub fn parse_with(args: &[&str], env_relay: Option<&str>) -> Result<Parsed, Usag
     let config = match parsed.command {
         None => {
             return Err(usage(format!("no command given: expected {}", one_of_commands())));
+        }
+        Some(Command::Relay(r)) => {
+            return Ok(Parsed::Relay(RelayConfig {
+                bind: match &r.bind {
+                    None => IpAddr::from([0, 0, 0, 0]),
+                    Some(text) => ip_address(text).map_err(usage)?,
+                },
+                port: port(&r.port, 0).map_err(usage)?,
+                max_chats: max_chats(r.max_chats.as_deref()).map_err(usage)?,
+                wait: match &r.wait {
+                    None => DEFAULT_WAIT,
+                    Some(text) => seconds("--wait", text).map_err(usage)?,
+                },
+            }))
         }
         Some(Command::Server(s)) => {
             let relay = relay(s.relay.as_deref(), s.relay_only, s.port.is_some(), env_relay)
@@ -496,6 +556,16 @@ fn nets(flag: &str, texts: &[String]) -> Result<Vec<Net>, String> {
         .collect()
 }
 
+fn max_chats(text: Option<&str>) -> Result<usize, String> {
+    let Some(text) = text else { return Ok(DEFAULT_MAX_CHATS) };
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_MAX_CHATS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "invalid value '{text}' for --max-chats: expected a number from 1 to {MAX_MAX_CHATS}"
+        )),
+    }
+}
+
 fn idle_timeout(text: Option<&str>) -> Result<Option<Duration>, String> {
     text.map(|t| seconds("--idle-timeout", t)).transpose()
 }
@@ -650,7 +720,7 @@ mod tests {
         }
         assert_eq!(
             error(&["help", "nosuch"]),
-            "unknown command 'nosuch' after help: expected 'server' or 'client'"
+            "unknown command 'nosuch' after help: expected 'server', 'client' or 'relay'"
         );
         assert_eq!(error(&["help", "server", "2000"]), "unrecognized argument: 2000");
         assert_eq!(parse(&["help", "nosuch"]).unwrap_err().command, "smolchat");
@@ -783,7 +853,7 @@ mod tests {
             assert!(!message.contains('\n'), "{args:?}: {message}");
             assert!(message.starts_with(char::is_lowercase), "{args:?}: {message}");
         }
-        assert_eq!(error(&[]), "no command given: expected 'server' or 'client'");
+        assert_eq!(error(&[]), "no command given: expected 'server', 'client' or 'relay'");
         assert!(error(&["server", "--frob", "1"]).contains("--frob"));
         assert!(error(&["server"]).to_lowercase().contains("port"));
     }
@@ -888,6 +958,56 @@ mod tests {
         assert!(error(&["client", "--relay", ":7"]).contains("expected HOST:PORT"));
         assert!(error(&["client"]).contains("required positional arguments not provided"));
         assert!(error(&["client", "h", "1", "2"]).contains("unrecognized argument: 2"));
+    }
+
+    #[test]
+    fn relay_defaults_and_options() {
+        let want = RelayConfig {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 4000,
+            max_chats: 10_000,
+            wait: Duration::from_secs(600),
+        };
+        assert_eq!(parse(&["relay", "4000"]), Ok(Parsed::Relay(want)));
+        let args = ["relay", "--bind", "[::1]", "--max-chats", "4", "--wait", "1.5", "0"];
+        let want = RelayConfig {
+            bind: "::1".parse().unwrap(),
+            port: 0,
+            max_chats: 4,
+            wait: Duration::from_millis(1500),
+        };
+        assert_eq!(parse(&args), Ok(Parsed::Relay(want)));
+        assert!(
+            matches!(parse(&["relay", "--help"]), Ok(Parsed::Help(t)) if t.contains("--max-chats"))
+        );
+    }
+
+    #[test]
+    fn relay_usage_errors() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["relay"], "PORT"),
+            (&["relay", "65536"], "invalid port '65536': expected a number from 0 to 65535"),
+            (
+                &["relay", "--max-chats", "0", "1"],
+                "invalid value '0' for --max-chats: expected a number from 1 to 1000000",
+            ),
+            (&["relay", "--max-chats", "lots", "1"], "invalid value 'lots' for --max-chats"),
+            (&["relay", "--max-chats", "1000001", "1"], "--max-chats"),
+            (
+                &["relay", "--wait", "0", "1"],
+                "invalid value '0' for --wait: expected a number of seconds above 0",
+            ),
+            (&["relay", "--wait", "-1", "1"], "--wait"),
+            (&["relay", "--bind", "nowhere", "1"], "invalid address 'nowhere' for --bind"),
+            (&["relay", "--frob", "1"], "--frob"),
+            (&["relay", "1", "2"], "2"),
+        ];
+        for (args, want) in cases {
+            let usage = parse(args).unwrap_err();
+            assert!(usage.message.contains(want), "{args:?}: {}", usage.message);
+            assert!(!usage.message.contains('\n'), "{args:?}: {}", usage.message);
+            assert_eq!(usage.lines()[1], "run 'smolchat relay --help' for usage", "{args:?}");
+        }
     }
 
     #[test]

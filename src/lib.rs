@@ -13,6 +13,7 @@ pub mod framer;
 pub mod net;
 #[cfg(feature = "private")]
 pub mod private;
+pub mod relay;
 pub mod roles;
 pub mod terminal;
 pub mod turn;

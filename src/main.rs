@@ -31,6 +31,13 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let config = match cli::parse(&args) {
         Ok(Parsed::Run(config)) => config,
+        // The relay reads no keyboard and shows no terminal: it starts here.
+        Ok(Parsed::Relay(config)) => {
+            return match smolchat::relay::run(&config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => failure(&error.to_string()),
+            }
+        }
         Ok(Parsed::Help(text)) => return print(&text),
         Ok(Parsed::Version) => return print(concat!("smolchat ", env!("CARGO_PKG_VERSION"), "\n")),
         Err(usage) => return usage_error(usage),

@@ -215,7 +215,7 @@ impl Connection {
 /// Turns TCP keepalive on, so that a peer that vanished (power, cable, NAT)
 /// fails the connection instead of holding it for ever.
 #[cfg(unix)]
-fn keepalive(socket: &std::net::TcpStream) -> io::Result<()> {
+pub fn keepalive(socket: &std::net::TcpStream) -> io::Result<()> {
     use rustix::net::sockopt;
     sockopt::set_socket_keepalive(socket, true)?;
     sockopt::set_tcp_keepidle(socket, KEEPALIVE_IDLE)?;
@@ -227,7 +227,7 @@ fn keepalive(socket: &std::net::TcpStream) -> io::Result<()> {
 /// std has no keepalive option and only Unix has rustix here: the send
 /// bound and the idle timeout still hold a vanished peer to account.
 #[cfg(not(unix))]
-fn keepalive(_: &std::net::TcpStream) -> io::Result<()> {
+pub fn keepalive(_: &std::net::TcpStream) -> io::Result<()> {
     Ok(())
 }
 

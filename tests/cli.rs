@@ -135,7 +135,7 @@ fn ports_out_of_range_are_named() {
 #[test]
 fn bare_smolchat_is_a_usage_error() {
     let line = usage_error(&[], "smolchat");
-    assert_eq!(line, "smolchat: error: no command given: expected 'server' or 'client'");
+    assert_eq!(line, "smolchat: error: no command given: expected 'server', 'client' or 'relay'");
 }
 
 #[test]

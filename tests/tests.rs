@@ -40,6 +40,10 @@ mod load;
 // Private chats: the code, the handshake and its failures, plain peers.
 mod private;
 
+// Chats through a relay: codes and rooms, wrong codes, limits, the relay
+// failing, and what the relay can see.
+mod relayed;
+
 // Who may join: --allow and --deny, IPv4 and IPv6.
 mod allow;
 

@@ -111,6 +111,22 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    client_after(reader, writer, code, deadline, Vec::new()).await
+}
+
+/// [`client`] on a stream of which `early` was read already (by whoever
+/// read a line of its own ahead of the handshake, such as a relay's).
+pub async fn client_after<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    code: &str,
+    deadline: Instant,
+    early: Vec<u8>,
+) -> Result<Keys, Failure>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let password = Password::new(code.as_bytes());
     let (spake, a) = Spake2::<Ed25519Group>::start_a(
         &password,
@@ -119,7 +135,7 @@ where
     );
     send(writer, &format!("{VERSION} {}\n", hex(&a)), deadline).await?;
 
-    let mut held = Vec::new();
+    let mut held = early;
     let line = read_line(reader, &mut held, deadline).await?.ok_or(Failure::Closed)?;
     let words: Vec<&str> = line.split(' ').collect();
     let (b, confirm) = match words[..] {
@@ -157,7 +173,22 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut held = Vec::new();
+    server_after(reader, writer, code, deadline, Vec::new()).await
+}
+
+/// [`server`] on a stream of which `early` was read already.
+pub async fn server_after<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    code: &str,
+    deadline: Instant,
+    early: Vec<u8>,
+) -> Result<Keys, Failure>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut held = early;
     let hello = match read_line(reader, &mut held, deadline).await {
         Ok(Some(line)) => line,
         Ok(None) => return Err(Failure::Closed),

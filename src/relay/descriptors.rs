@@ -1,0 +1,124 @@
+//! The relay's file descriptors: its open-file limit raised toward what
+//! `--max-chats` needs (two per chat, the lobby, a few of its own), and
+//! the descriptors 0-2 kept taken, so that no socket can become the stderr
+//! that status lines are written to.
+
+/// Descriptors the relay keeps for itself: stdio, the reactor's, the
+/// listening socket, and a few to spare.
+pub const RESERVE: u64 = 16;
+
+/// The most connections the lobby holds while they have yet to speak.
+pub const LOBBY: u64 = 512;
+
+/// What the open-file limit lets the relay hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Rooms and pairs together.
+    pub chats: usize,
+    /// Connections in the lobby.
+    pub lobby: usize,
+    /// The open-file limit, when it holds fewer chats than were asked for.
+    pub short: Option<u64>,
+}
+
+/// The budget for `chats` within an open-file limit of `limit` (`None`:
+/// unlimited): the lobby shrinks first, down to an eighth of the limit,
+/// then the chats. Zero chats means the limit is too low to relay at all.
+pub fn budget(chats: usize, limit: Option<u64>) -> Budget {
+    let want = chats as u64;
+    let need = 2 * want + LOBBY + RESERVE;
+    match limit {
+        Some(limit) if limit < need => {
+            let lobby = (limit / 8).clamp(1, LOBBY);
+            let fit = limit.saturating_sub(RESERVE + lobby) / 2;
+            let short = (fit < want).then_some(limit);
+            Budget { chats: fit.min(want) as usize, lobby: lobby as usize, short }
+        }
+        _ => Budget { chats, lobby: LOBBY as usize, short: None },
+    }
+}
+
+/// Raises the soft open-file limit toward what `chats` need, up to the hard
+/// limit, and says what that holds.
+#[cfg(unix)]
+pub fn raise(chats: usize) -> Budget {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let need = 2 * chats as u64 + LOBBY + RESERVE;
+    let now = getrlimit(Resource::Nofile);
+    let hard = now.maximum;
+    let soft = match now.current {
+        Some(soft) if soft < need => {
+            let raised = hard.map_or(need, |hard| hard.min(need));
+            match setrlimit(Resource::Nofile, Rlimit { current: Some(raised), maximum: hard }) {
+                Ok(()) => Some(raised),
+                Err(_) => Some(soft),
+            }
+        }
+        other => other,
+    };
+    budget(chats, soft)
+}
+
+/// Windows has no small limit on sockets.
+#[cfg(not(unix))]
+pub fn raise(chats: usize) -> Budget {
+    budget(chats, None)
+}
+
+/// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if they were
+/// closed), so that the sockets the relay opens never take their numbers.
+#[cfg(unix)]
+pub fn keep_stdio_taken() {
+    use std::os::fd::AsRawFd;
+    for _ in 0..3 {
+        match std::fs::File::open("/dev/null") {
+            // The lowest free number: one of 0-2 was closed; keep it taken
+            // for the life of the process.
+            Ok(file) if file.as_raw_fd() <= 2 => std::mem::forget(file),
+            _ => break,
+        }
+    }
+}
+
+/// Windows hands out no small numbers to sockets.
+#[cfg(not(unix))]
+pub fn keep_stdio_taken() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_high_enough_limit_holds_every_chat_and_the_whole_lobby() {
+        let want = Budget { chats: 10_000, lobby: 512, short: None };
+        assert_eq!(budget(10_000, None), want);
+        assert_eq!(budget(10_000, Some(20_528)), want);
+    }
+
+    #[test]
+    fn a_low_limit_holds_fewer_chats_and_says_so() {
+        // 20,000 here: the lobby keeps its 512, the chats get the rest.
+        assert_eq!(
+            budget(10_000, Some(20_000)),
+            Budget { chats: 9_736, lobby: 512, short: Some(20_000) }
+        );
+        assert_eq!(
+            budget(10_000, Some(1024)),
+            Budget { chats: 440, lobby: 128, short: Some(1024) }
+        );
+        // Asked for few, the few fit even in a short limit's share.
+        assert_eq!(budget(4, Some(64)), Budget { chats: 4, lobby: 8, short: None });
+        assert_eq!(budget(100, Some(17)).chats, 0);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn raising_never_goes_past_the_hard_limit() {
+        let budget = raise(1);
+        assert_eq!(budget.chats, 1, "{budget:?}");
+        let now = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let (Some(soft), Some(hard)) = (now.current, now.maximum) {
+            assert!(soft <= hard);
+        }
+    }
+}
