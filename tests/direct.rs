@@ -66,9 +66,12 @@ fn both_sides_go_direct_and_the_chat_outlives_the_relay() {
     server.stderr_line_containing("the client left");
 }
 
+/// What a tap saw: (up to the relay, down from it).
+type Seen = Arc<Mutex<(Vec<u8>, Vec<u8>)>>;
+
 /// A tap between a side and the relay that keeps what the side sends and
 /// gets, and may put another address in the relay's `seen` line.
-fn tap(relay_port: u16, forged_seen: Option<String>) -> (u16, Arc<Mutex<(Vec<u8>, Vec<u8>)>>) {
+fn tap(relay_port: u16, forged_seen: Option<String>) -> (u16, Seen) {
     let (listener, port) = raw_listener();
     let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
     let log = seen.clone();

@@ -52,3 +52,7 @@ mod layout;
 
 // The direct path of a relayed chat: proven links, --relay-only, forged addresses.
 mod direct;
+
+// The NAT lab: two homes behind NAT routers and a public host, in network
+// namespaces (root); a direct client fails, a relayed chat crosses.
+mod natlab;
