@@ -44,6 +44,15 @@ pub fn describe(error: &io::Error) -> String {
     }
 }
 
+/// Whether a write failed because nothing reads the other end any more: a
+/// broken pipe, or on Windows also ERROR_PIPE_NOT_CONNECTED (233, "no
+/// process is on the other end of the pipe"), which std gives no kind and
+/// Wine returns for a pipe whose reader closed.
+pub fn is_closed_pipe(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::BrokenPipe
+        || (cfg!(windows) && error.raw_os_error() == Some(233))
+}
+
 /// The words for the kinds of error a chat meets.
 fn kind_words(kind: io::ErrorKind) -> Option<&'static str> {
     use io::ErrorKind::*;

@@ -40,6 +40,10 @@ mod load;
 // Private chats: the code, the handshake and its failures, plain peers.
 mod private;
 
+// The binary under test and the native one in one chat, both ways (a
+// Windows smolchat under Wine and a Linux one, in `.ci/run`).
+mod peers;
+
 // Who may join: --allow and --deny, IPv4 and IPv6.
 mod allow;
 
