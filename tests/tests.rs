@@ -29,6 +29,10 @@ mod pty;
 // smolchat on a pseudo-terminal: prompt, label, colour, escapes, Ctrl-C.
 mod terminal;
 
+// The binary at a console through `script` (a Windows console under Wine):
+// colour, and none with NO_COLOR.
+mod console;
+
 // The line editor on a pseudo-terminal: the screen as the conversation
 // happened, leaving at any time, lines that reach only their person, and
 // the terminal given back on every way out.
