@@ -148,6 +148,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pipe_nobody_reads_is_closed() {
+        assert!(is_closed_pipe(&io::ErrorKind::BrokenPipe.into()));
+        assert!(!is_closed_pipe(&io::ErrorKind::ConnectionReset.into()));
+        // 233 is only ERROR_PIPE_NOT_CONNECTED on Windows (an errno here).
+        assert_eq!(is_closed_pipe(&io::Error::from_raw_os_error(233)), cfg!(windows));
+    }
+
+    #[test]
     fn resolver_text_is_shortened() {
         let e = io::Error::other("failed to lookup address information: Name or service not known");
         assert_eq!(describe(&e), "name or service not known");

@@ -2,6 +2,7 @@
 //! and private: under Wine (`.ci/run`) a Windows smolchat and a Linux one
 //! talk; run natively, both sides are the Linux binary.
 
+use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 
 use crate::util::{self, Proc};
@@ -63,4 +64,14 @@ fn a_private_chat_from_the_binary_under_test_to_a_native_client() {
 #[test]
 fn a_private_chat_from_a_native_server_to_the_binary_under_test() {
     chat(native(), util::smolchat(), &["--private"], &[("SMOLCHAT_CODE", "7-tulip-anchor")]);
+}
+
+#[test]
+fn the_harness_runs_the_binary_under_test() {
+    // Otherwise a pass meant for another binary (the .exe under Wine) would
+    // test the native one and pass for it.
+    let (server, _) = Proc::server(&["--bind", "127.0.0.1"]);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", server.pid())).unwrap();
+    let first = cmdline.split(|&b| b == 0).next().unwrap();
+    assert_eq!(std::ffi::OsStr::from_bytes(first), util::exe(), "the process runs another binary");
 }
