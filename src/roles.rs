@@ -143,11 +143,15 @@ where
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     let mut meeting = meet::Server::new(relay, settings.send_timeout())?;
-    while let Some((wire, secrets)) = meeting.next(keys, screen).await? {
+    while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
         let max_line = config.max_line;
-        let outcome =
-            crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
-                .await;
+        let outcome = match meet::settle(wire, secrets, offer, Role::Server, screen).await {
+            Ok((wire, secrets)) => {
+                crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
+                    .await
+            }
+            Err(e) => Err(Failure::Peer(e)),
+        };
         if !served(outcome, "the client", keys, screen)? {
             break;
         }
@@ -278,7 +282,8 @@ where
             Err(_) => future::pending().await,
         }
     };
-    let (wire, early, code) = match future::or(async { Some(joining.await) }, gave_up).await {
+    let (wire, early, code, offer) = match future::or(async { Some(joining.await) }, gave_up).await
+    {
         Some(joined) => joined?,
         None => return Ok(()),
     };
@@ -290,8 +295,13 @@ where
     let secrets = crate::private::connect(&wire, &code, &what, early).await?;
     screen.status("the code matched: this chat is private");
     let max_line = config.max_line;
-    let outcome =
-        crate::private::talk(&wire, secrets, Role::Client, settings, max_line, keys, screen).await;
+    let outcome = match meet::settle(wire, secrets, offer, Role::Client, screen).await {
+        Ok((wire, secrets)) => {
+            crate::private::talk(&wire, secrets, Role::Client, settings, max_line, keys, screen)
+                .await
+        }
+        Err(e) => Err(Failure::Peer(e)),
+    };
     ended(outcome, "the server", what, keys, screen)
 }
 

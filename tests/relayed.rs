@@ -15,7 +15,7 @@ use crate::session::{assert_clean_stderr, raw_accept, raw_line, raw_listener};
 use crate::util::{smolchat, Proc, DEADLINE};
 
 /// `smolchat relay [ARGS] 0` and the port it listens on.
-fn relay(args: &[&str]) -> (Proc, u16) {
+pub fn relay(args: &[&str]) -> (Proc, u16) {
     let mut all = vec!["relay"];
     all.extend_from_slice(args);
     all.push("0");
@@ -26,7 +26,7 @@ fn relay(args: &[&str]) -> (Proc, u16) {
 }
 
 /// `smolchat server --relay ADDR [ARGS]`, with `SMOLCHAT_CODE` set or not.
-fn server(relay: &str, code: Option<&str>, args: &[&str]) -> Proc {
+pub fn server(relay: &str, code: Option<&str>, args: &[&str]) -> Proc {
     let mut cmd = smolchat();
     cmd.args(["server", "--relay", relay]).args(args);
     match code {
@@ -37,14 +37,14 @@ fn server(relay: &str, code: Option<&str>, args: &[&str]) -> Proc {
 }
 
 /// `smolchat client --relay ADDR [ARGS]` with `SMOLCHAT_CODE=code`.
-fn client(relay: &str, code: &str, args: &[&str]) -> Proc {
+pub fn client(relay: &str, code: &str, args: &[&str]) -> Proc {
     let mut cmd = smolchat();
     cmd.args(["client", "--relay", relay]).args(args).env("SMOLCHAT_CODE", code);
     Proc::spawn(cmd)
 }
 
 /// The next code the server shows, from its status line.
-fn next_code(server: &mut Proc) -> String {
+pub fn next_code(server: &mut Proc) -> String {
     let line = server.stderr_line_containing("; the code is ");
     assert!(line.starts_with("smolchat: private chat through the relay "), "{line:?}");
     line.trim_end().rsplit(' ').next().unwrap().to_string()
@@ -59,7 +59,7 @@ fn assert_room_code(code: &str) -> u32 {
 }
 
 /// Turns both ways, each line checked as it arrives.
-fn chat(server: &mut Proc, client: &mut Proc, turns: usize, tag: &str) {
+pub fn chat(server: &mut Proc, client: &mut Proc, turns: usize, tag: &str) {
     client.stderr_line_containing("the code matched: this chat is private");
     server.stderr_line_containing("the code matched: this chat is private");
     for turn in 0..turns {
@@ -369,10 +369,12 @@ fn the_relay_sees_neither_the_code_nor_the_text() {
     let (_relay, port) = relay(&[]);
     let (server_tap, server_bytes) = tap(port);
     let (client_tap, client_bytes) = tap(port);
-    let mut server = server(&format!("127.0.0.1:{server_tap}"), None, &[]);
+    // Through the relay all the way (a direct link would carry the text
+    // past the taps): what the relay sees of a chat it carries.
+    let mut server = server(&format!("127.0.0.1:{server_tap}"), None, &["--relay-only"]);
     let code = next_code(&mut server);
     let room = assert_room_code(&code);
-    let mut client = client(&format!("127.0.0.1:{client_tap}"), &code, &[]);
+    let mut client = client(&format!("127.0.0.1:{client_tap}"), &code, &["--relay-only"]);
     chat(&mut server, &mut client, 5, "secret");
     client.send(b"EXIT\n");
     assert_eq!(client.finish().0, Some(0));
@@ -412,13 +414,13 @@ fn bytes_that_come_with_paired_reach_the_handshake() {
     // client's first line in one write: nothing after `paired` may be lost.
     let (listener, port) = raw_listener();
     let at = format!("127.0.0.1:{port}");
-    let mut server = server(&at, None, &[]);
+    let mut server = server(&at, None, &["--relay-only"]);
     let mut opened = raw_accept(&listener);
     assert_eq!(raw_line(&mut opened), b"smolchat-relay/1 open\n");
     opened.write_all(b"room 5\n").unwrap();
     let code = next_code(&mut server);
     assert_eq!(assert_room_code(&code), 5);
-    let mut client = client(&at, &code, &[]);
+    let mut client = client(&at, &code, &["--relay-only"]);
     let mut joined = raw_accept(&listener);
     assert_eq!(raw_line(&mut joined), b"smolchat-relay/1 join 5\n");
     joined.write_all(b"paired\n").unwrap();

@@ -4,40 +4,49 @@
 //! The relay's lines are `relay::protocol`'s; see `docs/relay.md`.
 
 use std::io;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use futures_lite::FutureExt;
 
+use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Keys};
 use super::{code, code_from_environment, Error, GUESSES, HANDSHAKE_TIMEOUT, WRONG_CODE_PAUSE};
 use crate::cli::{Relay, DEFAULT_CONNECT_TIMEOUT};
 use crate::net::{self, Connection};
 use crate::relay::protocol::{self, Refusal, Reply, Request, Room};
 use crate::terminal::keyboard::Keys as Typed;
-use crate::turn::Screen;
+use crate::turn::{Role, Screen};
 
 /// The relay as a person types it: `HOST:PORT`, an IPv6 host in brackets.
 pub fn relay_name(relay: &Relay) -> String {
     net::host_port(&relay.host, relay.port)
 }
 
+/// Whether this side asks for the direct path: not with `--relay-only`,
+/// and only where sockets can share a port (Unix).
+fn goes_direct(relay: &Relay) -> bool {
+    cfg!(unix) && !relay.relay_only
+}
+
 /// Resolves the relay and connects to it: the one place where a chat side's
-/// connection to a relay is made (a direct path will need the socket's
-/// address and port reuse set here, before it connects).
+/// connection to a relay is made. A side that may go direct connects from a
+/// socket whose port its direct attempts can share.
 async fn reach(relay: &Relay, timeout: Duration, send_timeout: Duration) -> Result<Link, Error> {
     let name = relay_name(relay);
     let addrs = net::resolve(&relay.host, relay.port, timeout).await.map_err(|e| Error {
         what: format!("cannot resolve relay {}", relay.host),
         error: e.error,
     })?;
-    let stream = net::connect(&relay.host, relay.port, &addrs, timeout)
+    let direct = goes_direct(relay);
+    let stream = net::connect_from(&relay.host, relay.port, &addrs, timeout, direct)
         .await
         .map_err(|e| Error { what: format!("cannot connect to relay {name}"), error: e.error })?;
     let wire = Connection::new(stream, send_timeout)
         .map_err(|error| Error { what: format!("connection to relay {name}"), error })?;
-    Ok(Link { wire, held: Vec::new(), name })
+    Ok(Link { wire, held: Vec::new(), name, direct, seen: None })
 }
 
 /// A connection to a relay, before pairing: its lines are read through
@@ -48,6 +57,10 @@ struct Link {
     held: Vec<u8>,
     /// The relay, as typed, for messages.
     name: String,
+    /// Whether this side asks for the direct path.
+    direct: bool,
+    /// Where the relay sees this side, once it said so (after `paired`).
+    seen: Option<SocketAddr>,
 }
 
 impl Link {
@@ -104,6 +117,25 @@ impl Link {
                 Err(self.said(format!("no answer within {secs} s")))
             }
         }
+    }
+
+    /// After `paired`: the `seen` line a side that asked for the direct
+    /// path gets next.
+    async fn paired(&mut self) -> Result<(), Error> {
+        if self.direct {
+            let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
+            match self.reply(Some(deadline)).await? {
+                Reply::Seen(addr) => self.seen = Some(addr),
+                other => return Err(self.unexpected(&other, "seen ADDR:PORT")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Where this side offers to be reached directly, if it asked.
+    fn offer(&self) -> Option<Offer> {
+        let local = self.wire.local_addr().ok()?;
+        self.seen.map(|seen| Offer { local, seen })
     }
 
     /// A connection failure, naming the relay.
@@ -170,7 +202,7 @@ impl Server {
         &mut self,
         keys: &mut Typed<K>,
         screen: &mut S,
-    ) -> Result<Option<(Connection, Keys)>, Error>
+    ) -> Result<Option<(Connection, Keys, Option<Offer>)>, Error>
     where
         K: AsyncRead + Unpin,
         S: Screen,
@@ -195,7 +227,7 @@ impl Server {
                     net::close(&link.wire).await;
                     return Ok(None);
                 }
-                Some(Ok(Reply::Paired)) => {}
+                Some(Ok(Reply::Paired)) => link.paired().await?,
                 Some(Ok(Reply::Refused(expired @ Refusal::Expired(_)))) => {
                     screen.status(&format!("{expired}; opening a new room"));
                     net::close(&link.wire).await;
@@ -212,6 +244,7 @@ impl Server {
             keys.begin_session();
             let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
             let early = std::mem::take(&mut link.held);
+            let offer = link.offer();
             let wire = link.wire;
             let outcome = handshake::server_after(
                 &mut wire.clone(),
@@ -224,7 +257,7 @@ impl Server {
             let failure = match outcome {
                 Ok(secrets) => {
                     screen.status("the code matched: this chat is private");
-                    return Ok(Some((wire, secrets)));
+                    return Ok(Some((wire, secrets, offer)));
                 }
                 Err(failure) => failure,
             };
@@ -253,7 +286,7 @@ impl Server {
     /// Connects to the relay and opens a room: its number.
     async fn open(&self) -> Result<(Link, Room), Error> {
         let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, self.send_timeout).await?;
-        link.request(Request::Open { direct: false }).await?;
+        link.request(Request::Open { direct: link.direct }).await?;
         let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
         match link.reply(Some(deadline)).await? {
             Reply::Room(room) => Ok((link, room)),
@@ -303,14 +336,54 @@ pub async fn join(
     code: &str,
     timeout: Duration,
     send_timeout: Duration,
-) -> Result<(Connection, Vec<u8>, String), Error> {
+) -> Result<(Connection, Vec<u8>, String, Option<Offer>), Error> {
     let (room, code) = room_of(code)?;
     let mut link = reach(relay, timeout, send_timeout).await?;
-    link.request(Request::Join { room, direct: false }).await?;
+    link.request(Request::Join { room, direct: link.direct }).await?;
     let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
     match link.reply(Some(deadline)).await? {
-        Reply::Paired => Ok((link.wire, link.held, code)),
+        Reply::Paired => {
+            link.paired().await?;
+            let offer = link.offer();
+            Ok((link.wire, link.held, code, offer))
+        }
         other => Err(link.unexpected(&other, "paired")),
+    }
+}
+
+/// After the handshake through the relay: the two sides agree, sealed,
+/// whether to move to a direct link (when both offered one and it was
+/// proven), and say which it is. The connection and keys to chat over:
+/// the direct link, with the relay's connection closed cleanly, or the
+/// relay's. A failure here is the peer's or the relay's.
+pub async fn settle<S: Screen>(
+    relayed: Connection,
+    mut secrets: Keys,
+    offer: Option<Offer>,
+    role: Role,
+    screen: &mut S,
+) -> io::Result<(Connection, Keys)> {
+    let (mut reader, mut writer) = (relayed.clone(), relayed.clone());
+    let sealed = Sealed {
+        reader: &mut reader,
+        writer: &mut writer,
+        seal: &mut secrets.seal,
+        open: &mut secrets.open,
+        held: &mut secrets.early,
+    };
+    match direct::negotiate(sealed, offer, &secrets.direct, role).await? {
+        Some((link, peer)) => {
+            // Both proved and agreed: nothing more goes through the relay.
+            net::close(&relayed).await;
+            let wire = Connection::new(link, relayed.send_timeout())?;
+            screen.status(&format!("direct connection to {peer}"));
+            secrets.early.clear();
+            Ok((wire, secrets))
+        }
+        None => {
+            screen.status("chatting through the relay");
+            Ok((relayed, secrets))
+        }
     }
 }
 

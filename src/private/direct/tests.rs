@@ -69,6 +69,24 @@ fn a_client_that_meets_the_wrong_server_sends_only_its_hello() {
 }
 
 #[test]
+fn a_server_that_meets_an_impostor_fails_its_proof() {
+    block_on(async {
+        let (mut s, mut impostor) = pair().await;
+        let impostor = async {
+            let mut hello = [0u8; 32];
+            impostor.read_exact(&mut hello).await.unwrap();
+            // Its own hello, then a tag made without the key.
+            impostor.write_all(&hello).await.unwrap();
+            impostor.write_all(&[0u8; TAG]).await.unwrap();
+            impostor
+        };
+        let (_impostor, server) =
+            future::zip(impostor, prove(&mut s, &[11u8; 32], Role::Server)).await;
+        assert_eq!(server.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+    });
+}
+
+#[test]
 fn junk_on_the_link_fails_the_proof() {
     block_on(async {
         let (mut junk, mut s) = pair().await;
