@@ -1,5 +1,7 @@
 //! The command line: argh's raw arguments, checked into a [`Config`], with
-//! every usage error on one path so that each reads the same and exits 2.
+//! every usage error on one path so that each reads the same and exits 2;
+//! around argh, the forms it does not know (`help`, `-h` below the top
+//! level, `HOST:PORT`).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -45,8 +47,8 @@ enum Command {
     Relay(RelayArgs),
 }
 
-// Only `--help` asks for help below the top level: `-h` or `help` could be
-// meant as a HOST.
+// argh is told only `--help` below the top level, since `help` could be
+// meant as a HOST; `-h` is answered after argh (`parse_with`).
 #[derive(FromArgs, Debug)]
 /// Wait for clients and chat with each in turn, in the order they arrive.
 #[argh(subcommand, name = "server", help_triggers("--help"))]
@@ -70,9 +72,16 @@ struct ServerArgs {
     /// turn away clients from this network, even if allowed (repeatable)
     #[argh(option, arg_name = "NET")]
     deny: Vec<String>,
+    /// meet the client through this relay instead of listening (private;
+    /// default: SMOLCHAT_RELAY when no PORT is given)
+    #[argh(option, arg_name = "HOST:PORT")]
+    relay: Option<String>,
+    /// with --relay: chat through the relay only, never directly
+    #[argh(switch)]
+    relay_only: bool,
     /// port to listen on, 0-65535 (0 picks a free port)
     #[argh(positional, arg_name = "PORT")]
-    port: String,
+    port: Option<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -92,12 +101,17 @@ struct ClientArgs {
     /// from SMOLCHAT_CODE or asked for
     #[argh(switch)]
     private: bool,
-    /// server name, IPv4 address or IPv6 address
-    #[argh(positional, arg_name = "HOST")]
-    host: String,
-    /// server port, 1-65535
-    #[argh(positional, arg_name = "PORT")]
-    port: String,
+    /// meet the server through this relay, by its code (private; default:
+    /// SMOLCHAT_RELAY when no HOST is given)
+    #[argh(option, arg_name = "HOST:PORT")]
+    relay: Option<String>,
+    /// with --relay: chat through the relay only, never directly
+    #[argh(switch)]
+    relay_only: bool,
+    /// the server: HOST PORT, or HOST:PORT or [IPv6]:PORT as one argument
+    /// (a name, an IPv4 or IPv6 address; a port 1-65535); none with --relay
+    #[argh(positional, arg_name = "HOST PORT")]
+    server: Vec<String>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -157,14 +171,30 @@ pub struct ServerConfig {
     pub private: bool,
     /// Who may join (`--allow`, `--deny`).
     pub admission: Admission,
+    /// Meet the client through a relay instead of listening.
+    pub relay: Option<Relay>,
 }
+
+/// A relay to meet through (`--relay HOST:PORT`, or `SMOLCHAT_RELAY`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relay {
+    /// The relay's name or address, as typed, without brackets.
+    pub host: String,
+    /// The relay's port.
+    pub port: u16,
+    /// Never try a direct connection (`--relay-only`).
+    pub relay_only: bool,
+}
+
+/// The variable that names the relay when `--relay` is not given.
+pub const RELAY_VARIABLE: &str = "SMOLCHAT_RELAY";
 
 /// Settings of `smolchat client`.
 #[derive(Debug, PartialEq)]
 pub struct ClientConfig {
-    /// Server name or address, as typed.
+    /// Server name or address, as typed; the relay's when relayed.
     pub host: String,
-    /// Server port.
+    /// Server port; the relay's when relayed.
     pub port: u16,
     /// Time allowed for resolving and for each address.
     pub connect_timeout: Duration,
@@ -174,6 +204,8 @@ pub struct ClientConfig {
     pub max_line: usize,
     /// A private chat (`--private`).
     pub private: bool,
+    /// Meet the server through this relay (`host` and `port` are its).
+    pub relay: Option<Relay>,
 }
 
 /// Settings of `smolchat relay`.
@@ -206,16 +238,33 @@ impl Usage {
     }
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name, with `SMOLCHAT_RELAY`
+/// from the environment.
 pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
-    let command = match args.first() {
-        Some(&sub @ ("server" | "client" | "relay")) => format!("smolchat {sub}"),
-        _ => "smolchat".to_string(),
+    let relay = std::env::var(RELAY_VARIABLE).ok().filter(|v| !v.is_empty());
+    parse_with(args, relay.as_deref())
+}
+
+/// Parses the arguments after the program name; `env_relay` is the relay
+/// taken when neither `--relay` nor a port or host is given.
+pub fn parse_with(args: &[&str], env_relay: Option<&str>) -> Result<Parsed, Usage> {
+    let sub = args.first().copied().filter(|word| commands().any(|name| name == *word));
+    let command = match sub {
+        Some(sub) => format!("smolchat {sub}"),
+        None => "smolchat".to_string(),
     };
     let usage = |message: String| Usage { message, command: command.clone() };
+    if let Some(asked) = asked_for_help(args).map_err(usage)? {
+        return Ok(asked);
+    }
     let parsed = match Args::from_args(&["smolchat"], args) {
         Ok(parsed) => parsed,
-        Err(early) if early.status.is_ok() => return Ok(Parsed::Help(early.output)),
+        Err(early) if early.status.is_ok() => return Ok(Parsed::Help(short_help(&early.output))),
+        // argh meets a `-h` where an option could be, not as an option's
+        // value: there, `-h` means what `--help` means.
+        Err(early) if early.output == "Unrecognized argument: -h\n" => {
+            return Ok(help(sub));
+        }
         Err(early) => return Err(usage(one_line(&early.output))),
     };
     if parsed.version {
@@ -223,7 +272,7 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
     }
     let config = match parsed.command {
         None => {
-            return Err(usage("no command given: expected 'server', 'client' or 'relay'".into()))
+            return Err(usage(format!("no command given: expected {}", one_of_commands())));
         }
         Some(Command::Relay(r)) => {
             return Ok(Parsed::Relay(RelayConfig {
@@ -239,36 +288,206 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
                 },
             }))
         }
-        Some(Command::Server(s)) => Config::Server(ServerConfig {
-            bind: match &s.bind {
-                None => IpAddr::from([0, 0, 0, 0]),
-                Some(text) => ip_address(text).map_err(usage)?,
-            },
-            port: port(&s.port, 0).map_err(usage)?,
-            idle_timeout: idle_timeout(s.idle_timeout.as_deref()).map_err(usage)?,
-            max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
-            private: private(s.private).map_err(usage)?,
-            admission: Admission {
-                allow: nets("--allow", &s.allow).map_err(usage)?,
-                deny: nets("--deny", &s.deny).map_err(usage)?,
-            },
-        }),
-        Some(Command::Client(c)) if c.host.is_empty() => {
-            return Err(usage("invalid host '': expected a name or an address".into()));
+        Some(Command::Server(s)) => {
+            let relay = relay(s.relay.as_deref(), s.relay_only, s.port.is_some(), env_relay)
+                .map_err(usage)?;
+            let port =
+                match (&s.port, &relay) {
+                    (Some(text), _) => port(text, 0).map_err(usage)?,
+                    (None, Some(_)) => 0,
+                    (None, None) => return Err(usage(
+                        "required positional arguments not provided: PORT (or --relay HOST:PORT)"
+                            .into(),
+                    )),
+                };
+            if relay.is_some() {
+                let local = [
+                    ("--bind", s.bind.is_some()),
+                    ("--allow", !s.allow.is_empty()),
+                    ("--deny", !s.deny.is_empty()),
+                ];
+                if let Some((flag, _)) = local.iter().find(|(_, given)| *given) {
+                    return Err(usage(format!(
+                        "{flag} does not apply to a server that meets its client through a relay"
+                    )));
+                }
+            }
+            Config::Server(ServerConfig {
+                bind: match &s.bind {
+                    None => IpAddr::from([0, 0, 0, 0]),
+                    Some(text) => ip_address(text).map_err(usage)?,
+                },
+                port,
+                idle_timeout: idle_timeout(s.idle_timeout.as_deref()).map_err(usage)?,
+                max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
+                private: private(s.private || relay.is_some()).map_err(usage)?,
+                admission: Admission {
+                    allow: nets("--allow", &s.allow).map_err(usage)?,
+                    deny: nets("--deny", &s.deny).map_err(usage)?,
+                },
+                relay,
+            })
         }
-        Some(Command::Client(c)) => Config::Client(ClientConfig {
-            port: port(&c.port, 1).map_err(usage)?,
-            connect_timeout: match &c.connect_timeout {
-                None => DEFAULT_CONNECT_TIMEOUT,
-                Some(text) => seconds("--connect-timeout", text).map_err(usage)?,
-            },
-            idle_timeout: idle_timeout(c.idle_timeout.as_deref()).map_err(usage)?,
-            max_line: max_line(c.max_line.as_deref()).map_err(usage)?,
-            private: private(c.private).map_err(usage)?,
-            host: c.host,
-        }),
+        Some(Command::Client(c)) => {
+            let relay = relay(c.relay.as_deref(), c.relay_only, !c.server.is_empty(), env_relay)
+                .map_err(usage)?;
+            let (host, port) = match (c.server.as_slice(), &relay) {
+                ([], Some(relay)) => (relay.host.clone(), relay.port),
+                ([], None) => {
+                    return Err(usage(
+                        "required positional arguments not provided: HOST PORT \
+                         (or HOST:PORT, or --relay HOST:PORT)"
+                            .into(),
+                    ))
+                }
+                (server, _) => server_address(server).map_err(usage)?,
+            };
+            Config::Client(ClientConfig {
+                port,
+                connect_timeout: match &c.connect_timeout {
+                    None => DEFAULT_CONNECT_TIMEOUT,
+                    Some(text) => seconds("--connect-timeout", text).map_err(usage)?,
+                },
+                idle_timeout: idle_timeout(c.idle_timeout.as_deref()).map_err(usage)?,
+                max_line: max_line(c.max_line.as_deref()).map_err(usage)?,
+                private: private(c.private || relay.is_some()).map_err(usage)?,
+                host,
+                relay,
+            })
+        }
     };
     Ok(Parsed::Run(config))
+}
+
+/// The names of the commands, `server` and the others.
+fn commands() -> impl Iterator<Item = &'static str> {
+    <Command as argh::SubCommands>::COMMANDS.iter().map(|info| info.name)
+}
+
+/// `'server' or 'client'`, or however many commands there are.
+fn one_of_commands() -> String {
+    let names: Vec<String> = commands().map(|name| format!("'{name}'")).collect();
+    match names.split_last() {
+        Some((last, first)) if !first.is_empty() => format!("{} or {last}", first.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// The help forms argh does not take: `help`, `help COMMAND`, and
+/// `--help COMMAND` or `-h COMMAND` (argh would hand the command a `help`
+/// it takes for a HOST or PORT).
+fn asked_for_help(args: &[&str]) -> Result<Option<Parsed>, String> {
+    let known = |word: &str| commands().any(|name| name == word);
+    match args {
+        ["help"] => Ok(Some(help(None))),
+        ["help", word] if known(word) => Ok(Some(help(Some(word)))),
+        ["help", word] => {
+            Err(format!("unknown command '{word}' after help: expected {}", one_of_commands()))
+        }
+        ["help", _, extra, ..] => Err(format!("unrecognized argument: {extra}")),
+        ["-h" | "--help", word, ..] if known(word) => Ok(Some(help(Some(word)))),
+        _ => Ok(None),
+    }
+}
+
+/// The usage text of `smolchat` or one of its commands, as `--help` prints it.
+fn help(command: Option<&str>) -> Parsed {
+    let args: &[&str] = match &command {
+        Some(command) => &[command, "--help"],
+        None => &["--help"],
+    };
+    // `--help` always ends argh early, with the text.
+    let early = Args::from_args(&["smolchat"], args).err();
+    Parsed::Help(short_help(&early.map(|early| early.output).unwrap_or_default()))
+}
+
+/// argh lists only the help triggers it was told, so a command's help
+/// names `--help` alone; it takes `-h` too.
+fn short_help(text: &str) -> String {
+    text.replace("\n  --help            ", "\n  -h, --help        ")
+}
+
+/// The relay asked for: `--relay`, or `SMOLCHAT_RELAY` when the command
+/// line names no port or host of its own (`direct`).
+fn relay(
+    flag: Option<&str>,
+    relay_only: bool,
+    direct: bool,
+    env_relay: Option<&str>,
+) -> Result<Option<Relay>, String> {
+    let (text, from) = match (flag, direct) {
+        (Some(_), true) => {
+            return Err(
+                "--relay takes the place of the port (and host): give one or the other".into()
+            )
+        }
+        (Some(text), false) => (text, "--relay"),
+        (None, false) if env_relay.is_some() => (env_relay.unwrap_or_default(), RELAY_VARIABLE),
+        (None, _) if relay_only => return Err("--relay-only goes with --relay".into()),
+        (None, _) => return Ok(None),
+    };
+    let (host, port) =
+        host_and_port(text).map_err(|why| format!("invalid relay '{text}' in {from}: {why}"))?;
+    Ok(Some(Relay { host, port, relay_only }))
+}
+
+/// `HOST:PORT`, `[V6]:PORT`: a host (brackets taken off) and a port 1-65535.
+pub fn host_and_port(text: &str) -> Result<(String, u16), String> {
+    let expected = "expected HOST:PORT or [IPv6]:PORT";
+    let (host, port_text) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']').ok_or(expected)?;
+            (host, after.strip_prefix(':').ok_or(expected)?)
+        }
+        None => {
+            let (host, port) = text.rsplit_once(':').ok_or(expected)?;
+            if host.contains(':') {
+                return Err(format!("{expected} (an IPv6 address goes in brackets)"));
+            }
+            (host, port)
+        }
+    };
+    if host.is_empty() {
+        return Err(expected.into());
+    }
+    match port_text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok((host.to_string(), port)),
+        _ => Err(format!("invalid port '{port_text}': expected a number from 1 to 65535")),
+    }
+}
+
+/// The client's server: `HOST PORT`, or `HOST:PORT` or `[V6]:PORT` as one
+/// argument. A bare IPv6 address has colons of its own, so it takes its port
+/// only as a second argument.
+fn server_address(args: &[String]) -> Result<(String, u16), String> {
+    match args {
+        [host, ..] if host.is_empty() => {
+            Err("invalid host '': expected a name or an address".into())
+        }
+        [text] if !text.contains(':') || text.starts_with('[') && text.ends_with(']') => {
+            Err(format!("no port given after '{text}': expected HOST PORT or HOST:PORT"))
+        }
+        [text] if !text.starts_with('[') && text.matches(':').count() > 1 => Err(format!(
+            "invalid server '{text}': an IPv6 address goes in brackets before its port \
+             ([{text}]:PORT), or before the port as a second argument ({text} PORT)"
+        )),
+        [text] => host_and_port(text).map_err(|why| format!("invalid server '{text}': {why}")),
+        [host, text] if has_port(host) => {
+            Err(format!("the port is given twice: in '{host}' and as '{text}'"))
+        }
+        [host, text] => Ok((host.clone(), port(text, 1)?)),
+        [_, _, extra, ..] => Err(format!("unrecognized argument: {extra}")),
+        [] => Err("required positional arguments not provided: HOST PORT".into()),
+    }
+}
+
+/// Whether a HOST is written as `HOST:PORT` or `[V6]:PORT`: one colon, or
+/// one after the brackets (a bare IPv6 address has two or more).
+fn has_port(host: &str) -> bool {
+    match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').is_some_and(|(_, after)| after.starts_with(':')),
+        None => host.matches(':').count() == 1,
+    }
 }
 
 /// argh's messages span lines and start with a capital; ours are one line.
@@ -366,14 +585,14 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> Config {
-        match parse(args) {
+        match parse_with(args, None) {
             Ok(Parsed::Run(config)) => config,
             other => panic!("{args:?}: {other:?}"),
         }
     }
 
     fn error(args: &[&str]) -> String {
-        match parse(args) {
+        match parse_with(args, None) {
             Err(usage) => usage.message,
             other => panic!("{args:?} parsed: {other:?}"),
         }
@@ -388,6 +607,7 @@ mod tests {
             max_line: DEFAULT_MAX_LINE,
             private: false,
             admission: Admission::default(),
+            relay: None,
         };
         assert_eq!(run(&["server", "2000"]), Config::Server(want));
     }
@@ -415,6 +635,7 @@ mod tests {
             idle_timeout: None,
             max_line: DEFAULT_MAX_LINE,
             private: false,
+            relay: None,
         };
         assert_eq!(run(&["client", "localhost", "2000"]), Config::Client(want));
         let args = [
@@ -436,11 +657,137 @@ mod tests {
         assert!(error(&["client", "--idle-timeout", "0", "h", "1"]).contains("--idle-timeout"));
     }
 
+    /// The text `args` print as help.
+    fn help_of(args: &[&str]) -> String {
+        match parse_with(args, None) {
+            Ok(Parsed::Help(text)) => text,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
     #[test]
     fn help_words_are_hosts_below_the_top_level() {
+        // `help` is no help trigger below the top level, and `-h` after `--`
+        // is a positional like any other.
         let Config::Client(c) = run(&["client", "help", "2000"]) else { panic!() };
         assert_eq!(c.host, "help");
-        assert!(error(&["client", "-h", "2000"]).contains("-h"));
+        let Config::Client(c) = run(&["client", "--", "-h", "2000"]) else { panic!() };
+        assert_eq!(c.host, "-h");
+        assert!(error(&["server", "help"]).starts_with("invalid port 'help'"));
+    }
+
+    #[test]
+    fn dash_h_is_help_wherever_dash_dash_help_is() {
+        assert_eq!(help_of(&["-h"]), help_of(&["--help"]));
+        for command in commands() {
+            let long = help_of(&[command, "--help"]);
+            assert!(long.starts_with(&format!("Usage: smolchat {command}")), "{long}");
+            assert_eq!(help_of(&[command, "-h"]), long, "{command} -h");
+        }
+        // Anywhere an option could be, whatever else is given (this was a
+        // host and a usage error before `-h` was help).
+        let client = help_of(&["client", "--help"]);
+        assert_eq!(help_of(&["client", "-h", "2000"]), client);
+        assert_eq!(help_of(&["client", "localhost", "2000", "-h"]), client);
+        assert_eq!(help_of(&["client", "--max-line", "5", "-h"]), client);
+        // An option's value is a value, as `--help` would be.
+        assert_eq!(
+            error(&["server", "--bind", "-h", "1"]),
+            "invalid address '-h' for --bind: expected an IPv4 or IPv6 address"
+        );
+        // An earlier mistake is still reported first, as with `--help`.
+        assert!(error(&["server", "--frob", "-h"]).contains("--frob"));
+    }
+
+    #[test]
+    fn every_help_names_dash_h() {
+        assert!(help_of(&["--help"]).contains("\n  -h, --help        display usage information"));
+        for command in commands() {
+            let text = help_of(&[command, "--help"]);
+            assert!(text.contains("\n  -h, --help        display usage information"), "{text}");
+            assert!(!text.contains("\n  --help "), "{text}");
+        }
+    }
+
+    #[test]
+    fn help_as_a_command_prints_the_usage() {
+        assert_eq!(help_of(&["help"]), help_of(&["--help"]));
+        for command in commands() {
+            assert_eq!(help_of(&["help", command]), help_of(&[command, "--help"]), "{command}");
+            // argh alone would hand the command a `help` to take as a port.
+            assert_eq!(help_of(&["--help", command]), help_of(&[command, "--help"]));
+            assert_eq!(help_of(&["-h", command]), help_of(&[command, "--help"]));
+        }
+        assert_eq!(
+            error(&["help", "nosuch"]),
+            "unknown command 'nosuch' after help: expected 'server', 'client' or 'relay'"
+        );
+        assert_eq!(error(&["help", "server", "2000"]), "unrecognized argument: 2000");
+        assert_eq!(parse(&["help", "nosuch"]).unwrap_err().command, "smolchat");
+    }
+
+    #[test]
+    fn the_client_takes_host_colon_port_as_one_argument() {
+        let server = |args: &[&str]| match run(args) {
+            Config::Client(c) => (c.host, c.port),
+            other => panic!("{other:?}"),
+        };
+        let want = |host: &str, port| (host.to_string(), port);
+        assert_eq!(server(&["client", "localhost:2000"]), want("localhost", 2000));
+        assert_eq!(server(&["client", "192.0.2.7:1"]), want("192.0.2.7", 1));
+        assert_eq!(server(&["client", "[::1]:2000"]), want("::1", 2000));
+        assert_eq!(server(&["client", "[2001:db8::1]:65535"]), want("2001:db8::1", 65535));
+        // The two-argument form, with or without brackets.
+        assert_eq!(server(&["client", "::1", "2000"]), want("::1", 2000));
+        assert_eq!(server(&["client", "[::1]", "2000"]), want("[::1]", 2000));
+        assert_eq!(server(&["client", "localhost", "2000"]), want("localhost", 2000));
+        // Options go before or after it.
+        let Config::Client(c) = run(&["client", "h:9", "--max-line", "7"]) else { panic!() };
+        assert_eq!((c.host.as_str(), c.port, c.max_line), ("h", 9, 7));
+    }
+
+    #[test]
+    fn a_port_given_twice_is_a_usage_error() {
+        assert_eq!(
+            error(&["client", "localhost:2000", "2000"]),
+            "the port is given twice: in 'localhost:2000' and as '2000'"
+        );
+        assert_eq!(
+            error(&["client", "[::1]:2000", "3000"]),
+            "the port is given twice: in '[::1]:2000' and as '3000'"
+        );
+    }
+
+    #[test]
+    fn a_bare_ipv6_address_alone_needs_brackets_or_a_second_argument() {
+        assert_eq!(
+            error(&["client", "::1"]),
+            "invalid server '::1': an IPv6 address goes in brackets before its port \
+             ([::1]:PORT), or before the port as a second argument (::1 PORT)"
+        );
+        // Its last group is not taken for a port: `::1:2000` is an address.
+        assert!(error(&["client", "::1:2000"]).contains("([::1:2000]:PORT)"));
+    }
+
+    #[test]
+    fn one_argument_without_a_port() {
+        for text in ["localhost", "[::1]", "192.0.2.7"] {
+            assert_eq!(
+                error(&["client", text]),
+                format!("no port given after '{text}': expected HOST PORT or HOST:PORT")
+            );
+        }
+        assert_eq!(
+            error(&["client", "localhost:0"]),
+            "invalid server 'localhost:0': invalid port '0': expected a number from 1 to 65535"
+        );
+        assert!(error(&["client", ":2000"]).starts_with("invalid server ':2000': expected"));
+        assert!(error(&["client", "[::1]2000"]).starts_with("invalid server '[::1]2000'"));
+        assert_eq!(
+            error(&["client"]),
+            "required positional arguments not provided: HOST PORT \
+             (or HOST:PORT, or --relay HOST:PORT)"
+        );
     }
 
     #[test]
@@ -497,6 +844,9 @@ mod tests {
             &["server", "--max-line", "lots", "1"],
             &["client", "host"],
             &["client", "--connect-timeout", "-1", "host", "1"],
+            &["client", "::1"],
+            &["client", "h:1", "1"],
+            &["help", "nosuch"],
         ];
         for args in cases {
             let message = error(args);
@@ -552,6 +902,62 @@ mod tests {
         }
         // The code never goes on the command line.
         assert!(error(&["client", "--private", "--code", "x", "h", "1"]).contains("--code"));
+    }
+
+    #[test]
+    fn relay_takes_the_place_of_the_port_and_host() {
+        #[cfg(feature = "private")]
+        {
+            let relay =
+                |host: &str, port, relay_only| Some(Relay { host: host.into(), port, relay_only });
+            let Config::Server(s) = run(&["server", "--relay", "relay.example:7000"]) else {
+                panic!()
+            };
+            assert_eq!(s.relay, relay("relay.example", 7000, false));
+            assert!(s.private, "--relay implies --private");
+            let Config::Client(c) = run(&["client", "--relay-only", "--relay", "[::1]:7"]) else {
+                panic!()
+            };
+            assert_eq!(c.relay, relay("::1", 7, true));
+            assert_eq!((c.host.as_str(), c.port, c.private), ("::1", 7, true));
+            // SMOLCHAT_RELAY only when the command line names no port or host.
+            let from_env = |args: &[&str]| match parse_with(args, Some("203.0.113.9:9")) {
+                Ok(Parsed::Run(config)) => config,
+                other => panic!("{other:?}"),
+            };
+            let Config::Server(s) = from_env(&["server"]) else { panic!() };
+            assert_eq!(s.relay, relay("203.0.113.9", 9, false));
+            let Config::Server(s) = from_env(&["server", "2000"]) else { panic!() };
+            assert_eq!((s.relay, s.port), (None, 2000));
+            let Config::Client(c) = from_env(&["client"]) else { panic!() };
+            assert_eq!(c.relay, relay("203.0.113.9", 9, false));
+            let Config::Client(c) = from_env(&["client", "h", "1"]) else { panic!() };
+            assert_eq!(c.relay, None);
+        }
+        #[cfg(not(feature = "private"))]
+        assert!(error(&["server", "--relay", "r:1"]).starts_with("--private is not available"));
+        assert_eq!(
+            error(&["server", "--relay", "r:1", "2000"]),
+            "--relay takes the place of the port (and host): give one or the other"
+        );
+        assert!(error(&["client", "--relay", "r:1", "h", "1"]).starts_with("--relay takes"));
+        assert_eq!(error(&["server", "--relay-only", "1"]), "--relay-only goes with --relay");
+        for flag in [&["--bind", "::"][..], &["--allow", "::1"], &["--deny", "::1"]] {
+            let mut args = vec!["server", "--relay", "r:1"];
+            args.extend_from_slice(flag);
+            assert!(error(&args).contains("does not apply to a server that meets"), "{flag:?}");
+        }
+        assert_eq!(
+            error(&["server", "--relay", "::1:7000"]),
+            "invalid relay '::1:7000' in --relay: expected HOST:PORT or [IPv6]:PORT \
+             (an IPv6 address goes in brackets)"
+        );
+        assert!(error(&["client", "--relay", "r:0"]).contains("invalid port '0'"));
+        assert!(error(&["client", "--relay", "r"]).contains("expected HOST:PORT"));
+        assert!(error(&["client", "--relay", "[::1]7"]).contains("expected HOST:PORT"));
+        assert!(error(&["client", "--relay", ":7"]).contains("expected HOST:PORT"));
+        assert!(error(&["client"]).contains("required positional arguments not provided"));
+        assert!(error(&["client", "h", "1", "2"]).contains("unrecognized argument: 2"));
     }
 
     #[test]

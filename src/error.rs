@@ -44,6 +44,15 @@ pub fn describe(error: &io::Error) -> String {
     }
 }
 
+/// Whether a write failed because nothing reads the other end any more: a
+/// broken pipe, or on Windows also ERROR_PIPE_NOT_CONNECTED (233, "no
+/// process is on the other end of the pipe"), which std gives no kind and
+/// Wine returns for a pipe whose reader closed.
+pub fn is_closed_pipe(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::BrokenPipe
+        || (cfg!(windows) && error.raw_os_error() == Some(233))
+}
+
 /// The words for the kinds of error a chat meets.
 fn kind_words(kind: io::ErrorKind) -> Option<&'static str> {
     use io::ErrorKind::*;
@@ -136,6 +145,14 @@ mod tests {
         assert_eq!(describe(&e), "the peer sent a line longer than 5 bytes");
         let e = io::Error::new(io::ErrorKind::TimedOut, "no data for 3 s (idle timeout)");
         assert_eq!(describe(&e), "no data for 3 s (idle timeout)");
+    }
+
+    #[test]
+    fn a_pipe_nobody_reads_is_closed() {
+        assert!(is_closed_pipe(&io::ErrorKind::BrokenPipe.into()));
+        assert!(!is_closed_pipe(&io::ErrorKind::ConnectionReset.into()));
+        // 233 is only ERROR_PIPE_NOT_CONNECTED on Windows (an errno here).
+        assert_eq!(is_closed_pipe(&io::Error::from_raw_os_error(233)), cfg!(windows));
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn on_panic(payload: &(dyn std::any::Any + Send)) {
 /// but a full disk is.
 fn print(text: &str) -> ExitCode {
     match io::stdout().write_all(text.as_bytes()).and_then(|()| io::stdout().flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+        Err(e) if !error::is_closed_pipe(&e) => {
             console::status(&format!("error: cannot write to stdout: {}", error::describe(&e)));
             ExitCode::from(1)
         }

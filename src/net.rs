@@ -18,6 +18,9 @@ use smol::Async;
 use crate::error::Error;
 use crate::turn::{send_timed_out, PeerSocket};
 
+#[cfg(unix)]
+pub mod shared_port;
+
 /// How long a closing side keeps reading (and discarding) what the peer
 /// still sends, so that unread data does not turn the close into a reset.
 pub const LINGER: Duration = Duration::from_millis(500);
@@ -124,6 +127,33 @@ pub async fn connect(
     })
 }
 
+/// As [`connect`]; with `shared`, from a socket whose local port later
+/// sockets may share (`shared_port`, Unix), for the direct path.
+pub async fn connect_from(
+    host: &str,
+    port: u16,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    shared: bool,
+) -> Result<TcpStream, Error> {
+    #[cfg(unix)]
+    if shared {
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+        for &addr in addrs {
+            match shared_port::connect(None, addr).or(timed_out(timeout)).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = e,
+            }
+        }
+        return Err(Error {
+            what: format!("cannot connect to {}", host_port(unbracket(host), port)),
+            error: last,
+        });
+    }
+    let _ = shared;
+    connect(host, port, addrs, timeout).await
+}
+
 /// A future that fails with "timed out" after `after`.
 async fn timed_out<T>(after: Duration) -> io::Result<T> {
     smol::Timer::after(after).await;
@@ -201,6 +231,11 @@ impl Connection {
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.socket.get_ref().peer_addr()
+    }
+
+    /// This side's address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.get_ref().local_addr()
     }
 
     /// How long a send may make no progress.

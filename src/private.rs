@@ -3,7 +3,9 @@
 //! `docs/private.md` for the protocol.
 
 pub mod code;
+pub mod direct;
 pub mod handshake;
+pub mod meet;
 pub mod record;
 
 use std::io::{self, IsTerminal};
@@ -142,10 +144,17 @@ fn new_code() -> Result<String, Error> {
     code::generate().map_err(|error| Error { what: "cannot make a code".into(), error })
 }
 
-/// Runs the client's side of the handshake on a new connection.
-pub async fn connect(wire: &Connection, code: &str, peer: SocketAddr) -> Result<Keys, Error> {
+/// Runs the client's side of the handshake on a new connection to `peer`
+/// (as named in errors), of which `early` was read already.
+pub async fn connect(
+    wire: &Connection,
+    code: &str,
+    peer: &str,
+    early: Vec<u8>,
+) -> Result<Keys, Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    match handshake::client(&mut wire.clone(), &mut wire.clone(), code, deadline).await {
+    let (mut reader, mut writer) = (wire.clone(), wire.clone());
+    match handshake::client_after(&mut reader, &mut writer, code, deadline, early).await {
         Ok(keys) => Ok(keys),
         Err(failure) => {
             net::close(wire).await;

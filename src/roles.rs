@@ -31,6 +31,10 @@ where
     K: AsyncRead + Unpin,
     S: Screen,
 {
+    #[cfg(feature = "private")]
+    if let Some(relay) = &config.relay {
+        return serve_relayed(config, relay, keys, screen).await;
+    }
     // Bind and say where, with the real port.
     let listener = net::bind(config.bind, config.port).await?;
     let local =
@@ -117,29 +121,71 @@ where
             Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
             Err(e) => Err(Failure::Peer(e)),
         };
-        // Report, and go on accepting unless no answer can be given any
-        // more; then say what was typed for this client and never sent.
-        let why = unsent_because(&outcome);
-        let go_on = match outcome {
-            Ok(Ending::PeerLeft) => {
-                screen.status(&format!("{addr} left"));
-                Ok(true)
-            }
-            Ok(ending) => {
-                screen.status(&format!("closed the connection to {addr}"));
-                Ok(ending == Ending::Exit)
-            }
-            Err(Failure::Peer(e)) => {
-                screen.status(&format!("error: connection with {addr}: {}", error::describe(&e)));
-                Ok(true)
-            }
-            Err(failure) => Err(local_failure(failure)),
-        };
-        keys.end_session(why);
-        if !go_on? {
+        if !served(outcome, &addr.to_string(), keys, screen)? {
             return Ok(());
         }
     }
+}
+
+/// Meets one client after another through a relay, each by a new code,
+/// until the keyboard or the screen is gone.
+#[cfg(feature = "private")]
+async fn serve_relayed<K, S>(
+    config: &ServerConfig,
+    relay: &crate::cli::Relay,
+    keys: &mut Keys<K>,
+    screen: &mut S,
+) -> Result<(), Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    use crate::private::meet;
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    let mut meeting = meet::Server::new(relay, settings.send_timeout())?;
+    while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
+        let max_line = config.max_line;
+        let outcome = match meet::settle(wire, secrets, offer, Role::Server, screen).await {
+            Ok((wire, secrets)) => {
+                crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
+                    .await
+            }
+            Err(e) => Err(Failure::Peer(e)),
+        };
+        if !served(outcome, "the client", keys, screen)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reports how a served chat with `peer` ended: whether to serve the next
+/// (unless no answer can be given any more); then says what was typed for
+/// this client and never sent.
+fn served<K, S: Screen>(
+    outcome: Result<Ending, Failure>,
+    peer: &str,
+    keys: &mut Keys<K>,
+    screen: &mut S,
+) -> Result<bool, Error> {
+    let why = unsent_because(&outcome);
+    let go_on = match outcome {
+        Ok(Ending::PeerLeft) => {
+            screen.status(&format!("{peer} left"));
+            Ok(true)
+        }
+        Ok(ending) => {
+            screen.status(&format!("closed the connection to {peer}"));
+            Ok(ending == Ending::Exit)
+        }
+        Err(Failure::Peer(e)) => {
+            screen.status(&format!("error: connection with {peer}: {}", error::describe(&e)));
+            Ok(true)
+        }
+        Err(failure) => Err(local_failure(failure)),
+    };
+    keys.end_session(why);
+    go_on
 }
 
 /// Connects and chats until the session ends; a network failure is an `Err`.
@@ -158,6 +204,10 @@ where
         true => Some(crate::private::client_code(keys).await?),
         false => None,
     };
+    #[cfg(feature = "private")]
+    if let (Some(relay), Some(code)) = (&config.relay, &code) {
+        return client_relayed(config, relay, code, keys, screen).await;
+    }
     // Resolve, then try each address in turn; a person at a terminal may
     // give up meanwhile (EXIT, Ctrl-D).
     let (host, port) = (config.host.as_str(), config.port);
@@ -189,7 +239,7 @@ where
     #[cfg(feature = "private")]
     let outcome = match code {
         Some(code) => {
-            let secrets = crate::private::connect(&wire, &code, peer).await?;
+            let secrets = crate::private::connect(&wire, &code, &what(), Vec::new()).await?;
             screen.status("the code matched: this chat is private");
             crate::private::talk(
                 &wire,
@@ -206,6 +256,64 @@ where
     };
     #[cfg(not(feature = "private"))]
     let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
+    ended(outcome, &peer.to_string(), what(), keys, screen)
+}
+
+/// Joins the server's room at a relay, by its code, and chats.
+#[cfg(feature = "private")]
+async fn client_relayed<K, S>(
+    config: &ClientConfig,
+    relay: &crate::cli::Relay,
+    code: &str,
+    keys: &mut Keys<K>,
+    screen: &mut S,
+) -> Result<(), Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    use crate::private::meet;
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
+    let joining = meet::join(relay, code, config.connect_timeout, settings.send_timeout());
+    let gave_up = async {
+        match keys.watch().await {
+            Ok(_) => None,
+            Err(_) => future::pending().await,
+        }
+    };
+    let (wire, early, code, offer) = match future::or(async { Some(joining.await) }, gave_up).await
+    {
+        Some(joined) => joined?,
+        None => return Ok(()),
+    };
+    let name = meet::relay_name(relay);
+    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
+    screen.status(&format!("connected through the relay {name}"));
+    keys.begin_session();
+    let what = format!("connection to the server through the relay {name}");
+    let secrets = crate::private::connect(&wire, &code, &what, early).await?;
+    screen.status("the code matched: this chat is private");
+    let max_line = config.max_line;
+    let outcome = match meet::settle(wire, secrets, offer, Role::Client, screen).await {
+        Ok((wire, secrets)) => {
+            crate::private::talk(&wire, secrets, Role::Client, settings, max_line, keys, screen)
+                .await
+        }
+        Err(e) => Err(Failure::Peer(e)),
+    };
+    ended(outcome, "the server", what, keys, screen)
+}
+
+/// How a client's chat with `peer` ended, as an outcome of the program;
+/// `what` names the connection in an error.
+fn ended<K, S: Screen>(
+    outcome: Result<Ending, Failure>,
+    peer: &str,
+    what: String,
+    keys: &mut Keys<K>,
+    screen: &mut S,
+) -> Result<(), Error> {
     if let Ok(Ending::PeerLeft) = outcome {
         screen.status(&format!("{peer} left"));
     }
@@ -213,7 +321,7 @@ where
     match outcome {
         Ok(Ending::PeerLeft) => Ok(()),
         Ok(Ending::Exit | Ending::KeyboardClosed | Ending::ScreenClosed) => Ok(()),
-        Err(Failure::Peer(error)) => Err(Error { what: what(), error }),
+        Err(Failure::Peer(error)) => Err(Error { what, error }),
         Err(failure) => Err(local_failure(failure)),
     }
 }

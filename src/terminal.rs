@@ -15,3 +15,5 @@ pub mod keyboard;
 pub mod keys;
 #[cfg(unix)]
 pub mod mode;
+#[cfg(windows)]
+pub mod windows;

@@ -419,7 +419,7 @@ enum Event {
 fn show<P, S: Screen>(peer: &Framer<P>, screen: &mut S) -> Result<Option<Ending>, Failure> {
     match screen.message(peer.line(), peer.line_with_newline()) {
         Ok(()) => Ok(None),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Some(Ending::ScreenClosed)),
+        Err(e) if crate::error::is_closed_pipe(&e) => Ok(Some(Ending::ScreenClosed)),
         Err(e) => Err(Failure::Screen(e)),
     }
 }

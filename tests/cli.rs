@@ -5,7 +5,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use crate::session::assert_clean_stderr;
-use crate::util::{self, run};
+use crate::util::{self, run, Proc};
 
 /// Runs smolchat and checks what every run must: clean stderr lines.
 fn smolchat(args: &[&str]) -> (Option<i32>, String, String) {
@@ -30,6 +30,32 @@ fn help_goes_to_stdout_with_exit_0() {
             assert!(out.contains(word), "{args:?}: no {word:?} in\n{out}");
         }
     }
+}
+
+#[test]
+fn every_help_form_prints_the_same_usage_with_exit_0() {
+    // (the form typed, the `--help` form it must print the same as)
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["-h"], &["--help"]),
+        (&["help"], &["--help"]),
+        (&["server", "-h"], &["server", "--help"]),
+        (&["client", "-h"], &["client", "--help"]),
+        (&["help", "server"], &["server", "--help"]),
+        (&["help", "client"], &["client", "--help"]),
+        (&["--help", "server"], &["server", "--help"]),
+        (&["-h", "client"], &["client", "--help"]),
+        (&["client", "-h", "2000"], &["client", "--help"]),
+        (&["server", "2000", "-h"], &["server", "--help"]),
+    ];
+    for (args, long) in cases {
+        let (_, want, _) = smolchat(long);
+        assert!(want.starts_with("Usage: smolchat"), "{long:?}: {want}");
+        let (code, out, err) = smolchat(args);
+        assert_eq!((code, err.as_str()), (Some(0), ""), "{args:?}");
+        assert_eq!(out, want, "{args:?}");
+    }
+    let (_, out, _) = smolchat(&["client", "-h"]);
+    assert!(out.contains("\n  -h, --help "), "{out}");
 }
 
 #[test]
@@ -76,7 +102,11 @@ fn usage_errors_are_two_lines_and_exit_2() {
         (&["client", "--connect-timeout"], "smolchat client", "--connect-timeout"),
         (&["client", "--connect-timeout", "x", "h", "1"], "smolchat client", "'x'"),
         (&["client", "--max-line", "0", "h", "1"], "smolchat client", "--max-line"),
-        (&["client", "-h", "2000"], "smolchat client", "-h"),
+        (&["client", "::1"], "smolchat client", "brackets"),
+        (&["client", "localhost:2000", "2000"], "smolchat client", "given twice"),
+        (&["client", "localhost:0"], "smolchat client", "'0'"),
+        (&["help", "nosuch"], "smolchat", "nosuch"),
+        (&["help", "client", "extra"], "smolchat", "extra"),
     ];
     for (args, command, word) in cases {
         let line = usage_error(args, command);
@@ -109,6 +139,61 @@ fn bare_smolchat_is_a_usage_error() {
 }
 
 #[test]
+fn the_port_given_twice_says_where() {
+    let line = usage_error(&["client", "localhost:2000", "2000"], "smolchat client");
+    assert_eq!(line, "smolchat: error: the port is given twice: in 'localhost:2000' and as '2000'");
+}
+
+#[test]
+fn a_bare_ipv6_address_alone_says_how_to_give_its_port() {
+    let line = usage_error(&["client", "::1"], "smolchat client");
+    assert_eq!(
+        line,
+        "smolchat: error: invalid server '::1': an IPv6 address goes in brackets before its \
+         port ([::1]:PORT), or before the port as a second argument (::1 PORT)"
+    );
+}
+
+/// A client started with `server` for its HOST and PORT chats with `peer`
+/// once and exits 0; `connected` is the status line it must print.
+fn chat_once(peer: &mut Proc, server: &[&str], connected: &str) {
+    let mut client = Proc::smolchat(&[&["client"], server].concat());
+    assert_eq!(client.stderr_line_containing("connected to"), connected, "{server:?}");
+    peer.stderr_line_containing(" connected");
+    client.send(format!("via {server:?}\n").as_bytes());
+    assert_eq!(peer.stdout_line(), format!("via {server:?}\n"));
+    peer.send(b"ok\n");
+    assert_eq!(client.stdout_line(), "ok\n");
+    client.send(b"EXIT\n");
+    let (code, _, err) = client.finish();
+    assert_eq!(code, Some(0), "{server:?}: {err}");
+    peer.stderr_line_containing(" left");
+}
+
+#[test]
+fn the_client_takes_host_colon_port_as_one_argument() {
+    let (mut peer, port) = Proc::server(&[]);
+    let connected = format!("smolchat: connected to 127.0.0.1:{port}\n");
+    chat_once(&mut peer, &[&format!("127.0.0.1:{port}")], &connected);
+    chat_once(&mut peer, &["127.0.0.1", &port.to_string()], &connected);
+    drop(peer);
+
+    if let Err(e) = TcpListener::bind("[::1]:0") {
+        return util::skip(&format!("cannot bind ::1: {e}"));
+    }
+    let mut peer = Proc::smolchat(&["server", "--bind", "::1", "0"]);
+    let line = peer.stderr_line_containing("listening on ");
+    let port = line
+        .strip_prefix("smolchat: listening on [::1]:")
+        .and_then(|p| p.trim_end().parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let connected = format!("smolchat: connected to [::1]:{port}\n");
+    chat_once(&mut peer, &[&format!("[::1]:{port}")], &connected);
+    // A bare IPv6 address keeps working with its port as a second argument.
+    chat_once(&mut peer, &["::1", &port.to_string()], &connected);
+}
+
+#[test]
 fn help_is_a_host_name_for_the_client() {
     // `help` is the HOST here: it is looked up, not answered with help text.
     let (code, out, err) = smolchat(&["client", "help", "2000"]);
@@ -137,6 +222,7 @@ fn port_in_use() {
 
 #[test]
 fn privileged_port_without_privilege() {
+    util::native_only("privileged ports are Unix (any Windows user may bind port 1)");
     let first_free = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .ok()
         .and_then(|t| t.trim().parse::<u32>().ok())

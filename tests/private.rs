@@ -390,6 +390,7 @@ mod with_private {
                 .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
                 .open(path.to_str().unwrap())
                 .expect("open the pty");
+            crate::util::native_only("it needs a pseudo-terminal, which a Windows console is not");
             let mut cmd = std::process::Command::new("setsid");
             cmd.args(["--wait", "--ctty", env!("CARGO_BIN_EXE_smolchat")])
                 .args(args)

@@ -89,6 +89,7 @@ impl Term {
         // SIGINT, and its children inherit that: `env` gives smolchat the
         // default action back, as a terminal user's shell does.
         // `--ctty` takes the terminal from stdin, so it needs stdin to be one.
+        util::native_only("it needs a pseudo-terminal, which a Windows console is not");
         let mut cmd = Command::new("env");
         cmd.args(["--default-signal=INT", "setsid", "--wait"])
             .args(if streams.stdin { &["--ctty"][..] } else { &[] })

@@ -29,6 +29,10 @@ mod pty;
 // smolchat on a pseudo-terminal: prompt, label, colour, escapes, Ctrl-C.
 mod terminal;
 
+// The binary at a console through `script` (a Windows console under Wine):
+// colour, and none with NO_COLOR.
+mod console;
+
 // The line editor on a pseudo-terminal: the screen as the conversation
 // happened, leaving at any time, lines that reach only their person, and
 // the terminal given back on every way out.
@@ -40,6 +44,14 @@ mod load;
 // Private chats: the code, the handshake and its failures, plain peers.
 mod private;
 
+// Chats through a relay: codes and rooms, wrong codes, limits, the relay
+// failing, and what the relay can see.
+mod relayed;
+
+// The binary under test and the native one in one chat, both ways (a
+// Windows smolchat under Wine and a Linux one, in `.ci/run`).
+mod peers;
+
 // Who may join: --allow and --deny, IPv4 and IPv6.
 mod allow;
 
@@ -49,3 +61,10 @@ mod layout;
 // The relay: rooms, pairs, the byte copy, its refusals and limits, and
 // hostile load.
 mod relay;
+
+// The direct path of a relayed chat: proven links, --relay-only, forged addresses.
+mod direct;
+
+// The NAT lab: two homes behind NAT routers and a public host, in network
+// namespaces (root); a direct client fails, a relayed chat crosses.
+mod natlab;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -13,9 +14,48 @@ use std::time::{Duration, Instant};
 /// The longest any single wait in a test may take.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The smolchat binary cargo built for these tests.
+/// The binary under test: `SMOLCHAT_TEST_EXE` (such as the Windows `.exe`,
+/// which `.ci/run` runs these tests against under Wine), or else the one
+/// cargo built for these tests.
+pub fn exe() -> OsString {
+    std::env::var_os("SMOLCHAT_TEST_EXE")
+        .filter(|exe| !exe.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_smolchat").into())
+}
+
+/// What starts [`exe`]: `SMOLCHAT_TEST_WRAPPER` (such as `wine`) and the
+/// binary, or the binary alone; for tests that start it through another
+/// program (`sh -c`, `setsid`).
+pub fn command_words() -> Vec<OsString> {
+    let wrapper = std::env::var_os("SMOLCHAT_TEST_WRAPPER").filter(|w| !w.is_empty());
+    wrapper.into_iter().chain([exe()]).collect()
+}
+
+/// Whether the binary under test is a foreign one run through a wrapper
+/// (the Windows `.exe` under Wine): its process is not a Linux smolchat, so
+/// its pid, /proc files, signals and terminal are not what a test of the
+/// native binary expects.
+pub fn under_wrapper() -> bool {
+    command_words().len() > 1
+}
+
+/// Gives up on a test that needs the native binary (the reason in `why`)
+/// when the binary runs under a wrapper. It fails the test there, in CI or
+/// not, so that nothing reports "ok" without having run: `.ci/run` leaves
+/// these tests out of its Wine pass by name.
+pub fn native_only(why: &str) {
+    if under_wrapper() {
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("a test");
+        panic!("{test} does not apply to {:?}: {why}", command_words());
+    }
+}
+
+/// The smolchat binary under test (see [`exe`] and [`command_words`]).
 pub fn smolchat() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smolchat"));
+    let words = command_words();
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..]);
     cmd.env_remove("NO_COLOR").env("TERM", "xterm");
     cmd
 }

@@ -51,6 +51,8 @@ pub struct Keys {
     pub open: Opener,
     /// Bytes the peer sent after the handshake, read with it.
     pub early: Vec<u8>,
+    /// The key both sides prove on a direct link (`direct.rs`).
+    pub direct: [u8; 32],
 }
 
 /// How a handshake failed.
@@ -109,6 +111,22 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    client_after(reader, writer, code, deadline, Vec::new()).await
+}
+
+/// [`client`] on a stream of which `early` was read already (by whoever
+/// read a line of its own ahead of the handshake, such as a relay's).
+pub async fn client_after<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    code: &str,
+    deadline: Instant,
+    early: Vec<u8>,
+) -> Result<Keys, Failure>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let password = Password::new(code.as_bytes());
     let (spake, a) = Spake2::<Ed25519Group>::start_a(
         &password,
@@ -117,7 +135,7 @@ where
     );
     send(writer, &format!("{VERSION} {}\n", hex(&a)), deadline).await?;
 
-    let mut held = Vec::new();
+    let mut held = early;
     let line = read_line(reader, &mut held, deadline).await?.ok_or(Failure::Closed)?;
     let words: Vec<&str> = line.split(' ').collect();
     let (b, confirm) = match words[..] {
@@ -139,6 +157,7 @@ where
         seal: Sealer::new(&derived.client_to_server),
         open: Opener::new(&derived.server_to_client),
         early: held,
+        direct: derived.direct,
     })
 }
 
@@ -154,7 +173,22 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut held = Vec::new();
+    server_after(reader, writer, code, deadline, Vec::new()).await
+}
+
+/// [`server`] on a stream of which `early` was read already.
+pub async fn server_after<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    code: &str,
+    deadline: Instant,
+    early: Vec<u8>,
+) -> Result<Keys, Failure>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut held = early;
     let hello = match read_line(reader, &mut held, deadline).await {
         Ok(Some(line)) => line,
         Ok(None) => return Err(Failure::Closed),
@@ -196,6 +230,7 @@ where
         seal: Sealer::new(&derived.server_to_client),
         open: Opener::new(&derived.client_to_server),
         early: held,
+        direct: derived.direct,
     })
 }
 
@@ -213,6 +248,7 @@ struct Derived {
     client_confirm: [u8; 32],
     client_to_server: [u8; 32],
     server_to_client: [u8; 32],
+    direct: [u8; 32],
 }
 
 impl Derived {
@@ -229,6 +265,7 @@ impl Derived {
             client_confirm: expand("smolchat-private/1 client confirm"),
             client_to_server: expand("smolchat-private/1 client to server"),
             server_to_client: expand("smolchat-private/1 server to client"),
+            direct: expand("smolchat-private/1 direct"),
         }
     }
 }

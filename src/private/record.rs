@@ -12,8 +12,9 @@
 //! with the 4 length bytes as associated data and the nonce `0u32 ‖ counter`
 //! (big-endian), the counter counting this direction's records from 0. A
 //! replayed, dropped, reordered or altered record therefore fails to open.
-//! The type is [`MESSAGE`] (chat bytes) or [`CLOSE`] (an empty body: the
-//! sender ended the session on purpose).
+//! The type is [`MESSAGE`] (chat bytes), [`CLOSE`] (an empty body: the
+//! sender ended the session on purpose) or, before a relayed chat begins,
+//! [`DIRECT`] (its word about the direct path).
 
 use std::io;
 use std::ops::Range;
@@ -30,6 +31,9 @@ use crate::turn::PeerSocket;
 pub const MESSAGE: u8 = 0;
 /// The authenticated end of a session.
 pub const CLOSE: u8 = 1;
+/// A relayed chat's word about the direct path, before the chat begins
+/// (`direct.rs`); never a part of the chat's byte stream.
+pub const DIRECT: u8 = 2;
 
 /// The most chat bytes one record carries; longer writes take several.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -133,7 +137,7 @@ impl Opener {
         let kind = plain[0];
         let body = 5..4 + plain.len();
         match kind {
-            MESSAGE => Ok((kind, body)),
+            MESSAGE | DIRECT => Ok((kind, body)),
             CLOSE if body.is_empty() => Ok((kind, body)),
             _ => Err(Refusal::Malformed),
         }
@@ -225,6 +229,10 @@ impl<R> RecordReader<R> {
         let (kind, body) =
             self.opener.open(&mut self.buf[record.clone()]).map_err(Failed::Refused)?;
         self.start = record.end;
+        if kind == DIRECT {
+            // Only before the chat; inside it, a record out of place.
+            return Err(Failed::Refused(Refusal::Malformed));
+        }
         if kind == CLOSE {
             self.closed = true;
         }

@@ -40,15 +40,27 @@ pub struct ConsoleStyle {
 impl ConsoleStyle {
     /// Reads the terminals and `NO_COLOR`/`TERM` of this process.
     pub fn detect() -> ConsoleStyle {
-        // A Windows console takes colour sequences only once asked to, which
-        // std cannot do without unsafe code: no colour there.
-        let no_color = cfg!(windows) || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let dumb = std::env::var_os("TERM").is_some_and(|v| v == "dumb");
-        ConsoleStyle::from_facts(
+        let style = ConsoleStyle::from_facts(
             [io::stdin().is_terminal(), io::stdout().is_terminal(), io::stderr().is_terminal()],
             no_color,
             dumb,
-        )
+        );
+        // A Windows console takes colour sequences only once asked to; one
+        // that cannot be asked gets none. Without colour to show, its mode
+        // is left alone.
+        #[cfg(windows)]
+        let style = {
+            let mut style = style;
+            if style.colour || style.status_colour {
+                let [stdout_vt, stderr_vt] = crate::terminal::windows::enable_vt_out_err();
+                style.colour &= stdout_vt;
+                style.status_colour &= stderr_vt;
+            }
+            style
+        };
+        style
     }
 
     /// Decides the looks from the facts (whether stdin, stdout and stderr

@@ -1,0 +1,106 @@
+//! Sockets that share one local port (Unix): the relay connection of a side
+//! that may go direct, and its direct attempts from that same port, which is
+//! what lets two home routers' mappings line up (TCP simultaneous open).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::os::fd::OwnedFd;
+
+use async_net::{TcpListener, TcpStream};
+use rustix::net::{self as rn, sockopt, AddressFamily, SocketFlags, SocketType};
+use smol::Async;
+
+/// A non-blocking TCP socket whose local port other sockets may share
+/// (`SO_REUSEADDR` and `SO_REUSEPORT`, set before it is bound).
+fn shared_socket(family_of: SocketAddr) -> io::Result<OwnedFd> {
+    let family = match family_of {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let socket = rn::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        Some(rn::ipproto::TCP),
+    )?;
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    sockopt::set_socket_reuseport(&socket, true)?;
+    Ok(socket)
+}
+
+/// Connects to `remote` from a socket that shares its port, bound first to
+/// `local` when given, else to a free port the system picks. It is bound
+/// before it connects in either case: a port that connect(2) picks by
+/// itself may already be shared with other connections of the host (to
+/// other places), which would keep a later socket from binding it.
+pub async fn connect(local: Option<SocketAddr>, remote: SocketAddr) -> io::Result<TcpStream> {
+    let socket = shared_socket(remote)?;
+    let any = match remote {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    };
+    rn::bind(&socket, &local.unwrap_or(any))?;
+    match rn::connect(&socket, &remote) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let stream = Async::new_nonblocking(StdStream::from(socket))?;
+    // Writable once connected or failed; the socket's error says which.
+    stream.writable().await?;
+    match stream.get_ref().take_error()? {
+        None => Ok(stream.into()),
+        Some(e) => Err(e),
+    }
+}
+
+/// Listens on `local`, sharing the port with the sockets connected from it.
+pub fn listen(local: SocketAddr) -> io::Result<TcpListener> {
+    let socket = shared_socket(local)?;
+    rn::bind(&socket, &local)?;
+    rn::listen(&socket, 4)?;
+    Ok(Async::new_nonblocking(StdListener::from(socket))?.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+    use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn a_port_in_use_by_a_connection_takes_a_listener_and_another_connection() {
+        block_on(async {
+            let far = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let far_addr = far.local_addr().unwrap();
+            let first = connect(None, far_addr).await.unwrap();
+            let local = first.local_addr().unwrap();
+            // The same local port listens and connects elsewhere at once.
+            let listener = listen(local).unwrap();
+            let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let second = connect(Some(local), other.local_addr().unwrap()).await.unwrap();
+            assert_eq!(second.local_addr().unwrap(), local);
+            let (mut theirs, _) = other.accept().await.unwrap();
+            let mut inbound = TcpStream::connect(local).await.unwrap();
+            let (mut accepted, from) = listener.accept().await.unwrap();
+            assert_eq!(from, inbound.local_addr().unwrap());
+            inbound.write_all(b"in").await.unwrap();
+            let mut buf = [0u8; 2];
+            accepted.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"in");
+            let mut second = second;
+            second.write_all(b"ok").await.unwrap();
+            theirs.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ok");
+            drop(first);
+        });
+    }
+
+    #[test]
+    fn a_refused_connect_is_an_error() {
+        block_on(async {
+            let gone = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+            let e = connect(None, gone).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        });
+    }
+}
