@@ -184,7 +184,7 @@ fn a_room_nobody_joins_is_replaced_when_the_relay_closes_it() {
     let at = format!("127.0.0.1:{port}");
     let mut server = server(&at, None, &[]);
     let first = next_code(&mut server);
-    server.stderr_line_containing("smolchat: nobody joined within 1 seconds; opening a new room");
+    server.stderr_line_containing("smolchat: nobody joined within 1 second; opening a new room");
     let second = next_code(&mut server);
     assert_ne!(first, second);
     let mut client = client(&at, &second, &[]);
