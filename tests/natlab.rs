@@ -1,7 +1,9 @@
 //! The NAT lab: two homes behind two NAT routers and a public host, built in
 //! network namespaces, and the tests that need it: a direct client cannot
-//! reach a server behind NAT, the routers masquerade, and a relayed chat
-//! crosses both routers exactly.
+//! reach a server behind NAT, the routers masquerade, a relayed chat goes
+//! direct through routers that keep ports and outlives the relay, falls
+//! back to the relay through routers that scramble them, and with
+//! `--relay-only` stays on the relay without asking where it is seen.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -608,24 +610,55 @@ fn script(who: &str, turns: usize) -> Vec<String> {
         .collect()
 }
 
+/// The relay's port on the public host.
 #[cfg(feature = "private")]
-#[test]
-fn a_relayed_chat_crosses_two_nats_exactly_both_ways() {
-    let Some(lab) = Lab::new(Nat::ScramblePorts) else { return };
-    let mut relay = lab.spawn(Host::Pub, &["relay", "7000"]);
-    relay.stderr_line_containing("relay listening on ");
-    let at = format!("{PUB}:7000");
+const RELAY_PORT: u16 = 7000;
 
+/// `smolchat relay 7000` on the public host, listening.
+#[cfg(feature = "private")]
+fn start_relay(lab: &Lab) -> Proc {
+    let mut relay = lab.spawn(Host::Pub, &["relay", &RELAY_PORT.to_string()]);
+    relay.stderr_line_containing("relay listening on ");
+    relay
+}
+
+/// A relayed server in home 2 and a client in home 1 that joined it by its
+/// code, each through its own `relay` address and with its own flags. The
+/// client's start is returned, and its lines are read up to `the code
+/// matched` (when that line came, too), so later lines are timed as they
+/// come.
+#[cfg(feature = "private")]
+struct Pair {
+    server: Proc,
+    client: Proc,
+    code: String,
+    /// When the client was started.
+    started: Instant,
+    /// When the client said `the code matched`.
+    matched: Instant,
+}
+
+#[cfg(feature = "private")]
+fn pair(lab: &Lab, relays: [&str; 2], server_flags: &[&str], client_flags: &[&str]) -> Pair {
     let mut cmd = lab.smolchat(Host::Home2);
-    cmd.args(["server", "--relay", &at]).env_remove("SMOLCHAT_CODE");
+    cmd.args(["server", "--relay", relays[0]]).args(server_flags).env_remove("SMOLCHAT_CODE");
     let mut server = Proc::spawn(cmd);
     let code = next_code(&mut server);
     let mut cmd = lab.smolchat(Host::Home1);
-    cmd.args(["client", "--relay", &at]).env("SMOLCHAT_CODE", &code);
+    cmd.args(["client", "--relay", relays[1]]).args(client_flags).env("SMOLCHAT_CODE", &code);
+    let started = Instant::now();
     let mut client = Proc::spawn(cmd);
     client.stderr_line_containing("the code matched");
+    let matched = Instant::now();
     server.stderr_line_containing("the code matched");
+    Pair { server, client, code, started, matched }
+}
 
+/// 50 turns each way of [`script`]'s lines, each checked as it arrives;
+/// then the client leaves (exit 0, nothing else said), the server says so,
+/// and each side has got exactly what the other typed.
+#[cfg(feature = "private")]
+fn chat_exactly(server: &mut Proc, client: &mut Proc) {
     let questions = script("client", 50);
     let answers = script("server", 50);
     for (question, answer) in questions.iter().zip(&answers) {
@@ -639,15 +672,208 @@ fn a_relayed_chat_crosses_two_nats_exactly_both_ways() {
     assert_eq!(status, Some(0), "{err}");
     assert_eq!(out, answers.concat());
     assert_clean_stderr("client", &err);
-    // The server stays, in a new room, for the next person.
-    next_code(&mut server);
+    server.stderr_line_containing("the client left");
     assert_eq!(server.stdout(), questions.concat());
     assert_clean_stderr("server", &server.stderr());
+}
+
+/// The relay's byte counts of the pair that ended (owner's, joiner's),
+/// from its `pair ended after S s, N and M bytes` line.
+#[cfg(feature = "private")]
+fn relayed_bytes(relay: &mut Proc) -> (u64, u64) {
+    let line = relay.stderr_line_containing("pair ended after ");
+    let (_, counts) = line.split_once(", ").expect("byte counts");
+    let words: Vec<&str> = counts.split(' ').collect();
+    let count = |word: &str| word.parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
+    (count(words[0]), count(words[2]))
+}
+
+/// The address a status line ends with.
+#[cfg(feature = "private")]
+fn address_in(line: &str) -> SocketAddr {
+    let word = line.trim_end().rsplit(' ').next().unwrap();
+    word.parse().unwrap_or_else(|_| panic!("no address at the end of {line:?}"))
+}
+
+/// The established TCP connections of `proc`'s network namespace, as
+/// (local, remote), from /proc/PID/net/tcp.
+#[cfg(feature = "private")]
+fn established(proc: &Proc) -> Vec<(SocketAddrV4, SocketAddrV4)> {
+    let path = format!("/proc/{}/net/tcp", proc.pid());
+    let table = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // `sl local rem st ...`: addresses as hex IP:port, the IP in the
+    // host's byte order of a network-order word; 01 is ESTABLISHED.
+    let addr = |field: &str| {
+        let (ip, port) = field.split_once(':').unwrap();
+        let ip = u32::from_str_radix(ip, 16).unwrap().to_ne_bytes();
+        SocketAddrV4::new(Ipv4Addr::from(ip), u16::from_str_radix(port, 16).unwrap())
+    };
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields[3] == "01")
+        .map(|fields| (addr(fields[1]), addr(fields[2])))
+        .collect()
+}
+
+#[cfg(feature = "private")]
+#[test]
+fn routers_that_keep_ports_let_both_go_direct_and_the_chat_outlives_the_relay() {
+    let Some(lab) = Lab::new(Nat::KeepPorts) else { return };
+    let mut relay = start_relay(&lab);
+    let at = format!("{PUB}:{RELAY_PORT}");
+    let Pair { mut server, mut client, started, matched, .. } = pair(&lab, [&at, &at], &[], &[]);
+    let to_server = client.stderr_line_containing("smolchat: direct connection to ");
+    let direct_in = started.elapsed();
+    let proving = matched.elapsed();
+    let to_client = server.stderr_line_containing("smolchat: direct connection to ");
+    // Each names the other home's router, at the port its home's computer
+    // uses (kept by its router): one link, seen from both ends.
+    let (at_server, at_client) = (address_in(&to_server), address_in(&to_client));
+    assert_eq!(at_server.ip(), RTR2_WAN, "{to_server}");
+    assert_eq!(at_client.ip(), RTR1_WAN, "{to_client}");
+    let home1 = established(&client);
+    let home2 = established(&server);
+    let link1 = SocketAddrV4::new(HOME1, at_client.port());
+    let link2 = SocketAddrV4::new(HOME2, at_server.port());
+    let want1 = (link1, SocketAddrV4::new(RTR2_WAN, at_server.port()));
+    let want2 = (link2, SocketAddrV4::new(RTR1_WAN, at_client.port()));
+    // The relay connections are closed: the direct link is all there is.
+    assert_eq!(home1, [want1], "home 1's connections");
+    assert_eq!(home2, [want2], "home 2's connections");
+    // Both left the relay, which carried the handshake and the agreement.
+    let (owner, joiner) = relayed_bytes(&mut relay);
+    assert!(owner + joiner < 2048, "the relay carried {owner} and {joiner} bytes");
+    relay.signal("KILL");
+    relay.wait();
+    chat_exactly(&mut server, &mut client);
+    assert!(!client.stderr().contains("chatting through the relay"), "{}", client.report());
+    // Shown with --nocapture: the figures for docs/relay.md.
+    eprintln!(
+        "NAT lab KeepPorts: direct connection {direct_in:?} after the client's start \
+         ({proving:?} after the code matched); the relay carried {owner} + {joiner} bytes"
+    );
+}
+
+#[cfg(feature = "private")]
+#[test]
+fn routers_that_scramble_ports_fall_back_to_the_relay_and_the_chat_is_exact() {
+    let Some(lab) = Lab::new(Nat::ScramblePorts) else { return };
+    let mut relay = start_relay(&lab);
+    let at = format!("{PUB}:{RELAY_PORT}");
+    let Pair { mut server, mut client, code, started, matched } = pair(&lab, [&at, &at], &[], &[]);
+    client.stderr_line_containing("smolchat: chatting through the relay");
+    let (relayed_in, attempt) = (started.elapsed(), matched.elapsed());
+    server.stderr_line_containing("smolchat: chatting through the relay");
+    // The attempt is 3 s; this bound only catches a hang.
+    assert!(attempt < Duration::from_secs(8), "fell back after {attempt:?}");
+    chat_exactly(&mut server, &mut client);
+    // The server stays, in a new room, for the next person.
+    next_code(&mut server);
+    let (owner, joiner) = relayed_bytes(&mut relay);
     // The relay's lines show neither the code's words nor a line of the chat.
     let seen = relay.stderr();
     // (The words one by one could be in its lines by chance: "open".)
     let words = code.split_once('-').unwrap().1;
     for secret in [words, "héllo", "line 1"] {
         assert!(!seen.contains(secret), "the relay's output has {secret:?}:\n{seen}");
+    }
+    eprintln!(
+        "NAT lab ScramblePorts: chatting through the relay {relayed_in:?} after the client's \
+         start ({attempt:?} after the code matched); the relay carried {owner} + {joiner} bytes"
+    );
+}
+
+/// What a tap saw of one side's relay connection: (up to the relay, down
+/// from it).
+#[cfg(feature = "private")]
+type Seen = std::sync::Arc<std::sync::Mutex<(Vec<u8>, Vec<u8>)>>;
+
+/// A tap on the public host between one side and the relay, keeping what
+/// goes each way: its address, and what it saw. Made on the calling
+/// thread's namespace (see [`Lab::on`]), and so are its threads.
+#[cfg(feature = "private")]
+fn tap() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind((PUB, 0)).expect("tap: listen");
+    let at = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let log = seen.clone();
+    // A thread made here is in this namespace too.
+    thread::spawn(move || {
+        let side = raw_accept(&listener);
+        let relay = TcpStream::connect((PUB, RELAY_PORT)).expect("tap: to the relay");
+        let copy = move |mut from: TcpStream, mut to: TcpStream, up: bool, log: Seen| {
+            let mut buf = [0u8; 16384];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 || to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                let mut log = log.lock().unwrap();
+                let kept = if up { &mut log.0 } else { &mut log.1 };
+                kept.extend_from_slice(&buf[..n]);
+            }
+            let _ = to.shutdown(std::net::Shutdown::Write);
+        };
+        let (side2, relay2) = (side.try_clone().unwrap(), relay.try_clone().unwrap());
+        let up_log = log.clone();
+        thread::spawn(move || copy(side2, relay2, true, up_log));
+        copy(relay, side, false, log);
+    });
+    (at, seen)
+}
+
+#[cfg(feature = "private")]
+#[test]
+fn relay_only_stays_on_the_relay_and_asks_for_no_address() {
+    let Some(lab) = Lab::new(Nat::KeepPorts) else { return };
+    for (server_flags, client_flags) in [
+        (&["--relay-only"][..], &["--relay-only"][..]),
+        (&[], &["--relay-only"]),
+        (&["--relay-only"], &[]),
+    ] {
+        let mut relay = start_relay(&lab);
+        let ((server_at, server_seen), (client_at, client_seen)) =
+            lab.on(Host::Pub, || (tap(), tap()));
+        let relays = [server_at.to_string(), client_at.to_string()];
+        let Pair { mut server, mut client, started, .. } =
+            pair(&lab, [&relays[0], &relays[1]], server_flags, client_flags);
+        client.stderr_line_containing("smolchat: chatting through the relay");
+        let relayed_in = started.elapsed();
+        server.stderr_line_containing("smolchat: chatting through the relay");
+        chat_exactly(&mut server, &mut client);
+        // The relay carried the chat: more than the longest lines both ways.
+        let (owner, joiner) = relayed_bytes(&mut relay);
+        assert!(owner > 200_000 && joiner > 200_000, "{owner} and {joiner} bytes");
+        for (flags, seen, request) in
+            [(server_flags, &server_seen, "open"), (client_flags, &client_seen, "join")]
+        {
+            let (up, down) = seen.lock().unwrap().clone();
+            let end = up.iter().position(|&b| b == b'\n').expect("a request line");
+            let first = String::from_utf8_lossy(&up[..end]).into_owned();
+            assert!(first.starts_with(&format!("smolchat-relay/1 {request}")), "{first}");
+            // A `seen` line comes right after `paired`, if at all; what
+            // follows is sealed, so only that place is looked at.
+            let paired = down.windows(7).position(|w| w == b"paired\n").expect("paired");
+            let next = &down[paired + 7..(paired + 12).min(down.len())];
+            if flags.is_empty() {
+                // The side without the flag asks, and is told, as ever.
+                assert!(first.ends_with(" direct"), "{first}");
+                assert_eq!(next, b"seen ", "{request}: after paired");
+            } else {
+                assert!(!first.contains("direct"), "{first}");
+                assert_ne!(next, b"seen ", "{request}: after paired");
+            }
+        }
+        drop(relay);
+        eprintln!(
+            "NAT lab KeepPorts, --relay-only on {}: chatting through the relay {relayed_in:?} \
+             after the client's start; the relay carried {owner} + {joiner} bytes",
+            match (server_flags.is_empty(), client_flags.is_empty()) {
+                (false, false) => "both sides",
+                (true, _) => "the client",
+                (_, true) => "the server",
+            }
+        );
     }
 }

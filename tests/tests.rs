@@ -66,5 +66,6 @@ mod relay;
 mod direct;
 
 // The NAT lab: two homes behind NAT routers and a public host, in network
-// namespaces (root); a direct client fails, a relayed chat crosses.
+// namespaces (root); a direct client fails, a relayed chat goes direct or
+// stays on the relay as the routers and --relay-only allow.
 mod natlab;
