@@ -1,7 +1,8 @@
 //! The relay bench's second scenario: a private chat of N round trips of
 //! 40-byte lines through pipes, direct (`server --private PORT`, `client
 //! --private HOST PORT`) and through `smolchat relay` (`server --relay-only
-//! --relay`, `client --relay-only --relay`: never a direct connection),
+//! --relay`, `client --relay-only --relay`: never a direct connection), and
+//! met through the relay with the direct path allowed (on loopback it is taken),
 //! SMOLCHAT_CODE set on both sides; runs alternate, and the ratio is the
 //! median of the pair-by-pair ratios of the client's wall time. Both outputs are checked byte for byte. Every process of a run
 //! (client, server, relay) is pinned to CPU 0 when `taskset` is there, as in
@@ -46,28 +47,35 @@ pub fn main(runs: usize, n: usize) -> bool {
     }
     let pin = Path::new("/usr/bin/taskset").exists()
         && std::env::var_os("BENCH_PIN").is_none_or(|v| v != "0");
-    let mut walls: Vec<[f64; 2]> = Vec::new();
+    let mut walls: Vec<[f64; 3]> = Vec::new();
     for _ in 0..runs {
-        let direct = run(false, pin, &dir.0, &questions, &answers);
-        let relayed = run(true, pin, &dir.0, &questions, &answers);
-        match (direct, relayed) {
-            (Ok(Some(d)), Ok(Some(r))) => walls.push([d, r]),
-            (_, Ok(None)) => {
+        let direct = run(false, true, pin, &dir.0, &questions, &answers);
+        let relayed = run(true, true, pin, &dir.0, &questions, &answers);
+        // Met through the relay, then on the direct link it finds (on
+        // loopback it always does): what a chat costs when the routers allow.
+        let met = run(true, false, pin, &dir.0, &questions, &answers);
+        match (direct, relayed, met) {
+            (Ok(Some(d)), Ok(Some(r)), Ok(Some(m))) => walls.push([d, r, m]),
+            (_, _, Err(e)) => {
+                println!("private round trips: met through the relay, then direct: FAIL: {e}");
+                return false;
+            }
+            (_, Ok(None), _) | (_, _, Ok(None)) => {
                 println!(
                     "private round trips: this build's server does not meet through a relay \
                      (the chat side of --relay): no relayed figures"
                 );
                 return true;
             }
-            (Err(e), _) => {
+            (Err(e), _, _) => {
                 println!("private round trips: direct: FAIL: {e}");
                 return false;
             }
-            (_, Err(e)) => {
+            (_, Err(e), _) => {
                 println!("private round trips: relayed: FAIL: {e}");
                 return false;
             }
-            (Ok(None), _) => unreachable!("a direct run always has a time"),
+            (Ok(None), _, _) => unreachable!("a direct run always has a time"),
         }
     }
     if walls.is_empty() {
@@ -75,14 +83,18 @@ pub fn main(runs: usize, n: usize) -> bool {
     }
     let wall = |i: usize| median(walls.iter().map(|w| w[i]).collect());
     let ratio = median(walls.iter().map(|w| w[1] / w[0]).collect());
+    let met_ratio = median(walls.iter().map(|w| w[2] / w[0]).collect());
     println!(
         "private round trips of 40-byte lines, {n} a run{}: direct {:.3} s ({:.1} us a round trip), \
-         relayed {:.3} s ({:.1} us), ratio {ratio:.2}",
+         relayed {:.3} s ({:.1} us), ratio {ratio:.2}; met through the relay, then direct \
+         {:.3} s ({:.1} us), ratio {met_ratio:.2}",
         if pin { ", all on CPU 0" } else { "" },
         wall(0),
         wall(0) * 1e6 / n as f64,
         wall(1),
         wall(1) * 1e6 / n as f64,
+        wall(2),
+        wall(2) * 1e6 / n as f64,
     );
     // With few round trips the processes' start and the handshake are most
     // of the time: no goal to hold them to.
@@ -100,6 +112,7 @@ pub fn main(runs: usize, n: usize) -> bool {
 /// when the server does not meet through a relay.
 fn run(
     relayed: bool,
+    relay_only: bool,
     pin: bool,
     dir: &Path,
     questions: &Path,
@@ -109,8 +122,10 @@ fn run(
     let server_args: Vec<String> = if relayed {
         let (child, port) = super::start_smolchat_relay(program(pin), 16)?;
         relay = Some(child);
-        // Through the relay all the way: no direct connection is tried.
-        vec!["server".into(), "--relay-only".into(), "--relay".into(), format!("127.0.0.1:{port}")]
+        // With --relay-only through the relay all the way: no direct
+        // connection is tried.
+        let only = if relay_only { "--relay-only" } else { "--private" };
+        vec!["server".into(), only.into(), "--relay".into(), format!("127.0.0.1:{port}")]
     } else {
         ["server", "--private", "--bind", "127.0.0.1", "0"].map(String::from).to_vec()
     };
@@ -131,7 +146,7 @@ fn run(
             server_code,
         ),
         Ready::Code(code) if relayed => (
-            vec!["client".into(), "--relay-only".into(), "--relay".into(), server_args[3].clone()],
+            vec!["client".into(), server_args[1].clone(), "--relay".into(), server_args[3].clone()],
             code,
         ),
         _ if relayed => return Ok(None),

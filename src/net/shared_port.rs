@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::os::fd::OwnedFd;
 
 use async_net::{TcpListener, TcpStream};
-use rustix::net::{self as rn, sockopt, AddressFamily, SocketFlags, SocketType};
+use rustix::net::{self as rn, sockopt, AddressFamily, SocketType};
 use smol::Async;
 
 /// A non-blocking TCP socket whose local port other sockets may share
@@ -17,12 +17,10 @@ fn shared_socket(family_of: SocketAddr) -> io::Result<OwnedFd> {
         SocketAddr::V4(_) => AddressFamily::INET,
         SocketAddr::V6(_) => AddressFamily::INET6,
     };
-    let socket = rn::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        Some(rn::ipproto::TCP),
-    )?;
+    // Set apart from socket(2): Apple's has no SOCK_NONBLOCK or SOCK_CLOEXEC.
+    let socket = rn::socket(family, SocketType::STREAM, Some(rn::ipproto::TCP))?;
+    rustix::io::fcntl_setfd(&socket, rustix::io::FdFlags::CLOEXEC)?;
+    rustix::io::ioctl_fionbio(&socket, true)?;
     sockopt::set_socket_reuseaddr(&socket, true)?;
     sockopt::set_socket_reuseport(&socket, true)?;
     Ok(socket)

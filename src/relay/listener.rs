@@ -24,9 +24,11 @@ pub fn listen(ip: IpAddr, port: u16) -> Result<Async<TcpListener>, Error> {
 
 #[cfg(unix)]
 fn socket(addr: SocketAddr) -> io::Result<TcpListener> {
-    use rustix::net::{self, sockopt, AddressFamily, SocketFlags, SocketType};
+    use rustix::net::{self, sockopt, AddressFamily, SocketType};
     let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-    let fd = net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    // Close-on-exec apart from socket(2): Apple's has no SOCK_CLOEXEC.
+    let fd = net::socket(family, SocketType::STREAM, None)?;
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     net::bind(&fd, &addr)?;
     net::listen(&fd, BACKLOG)?;
