@@ -28,6 +28,8 @@
 //! run of each relay, to check that it works.
 
 #[cfg(target_os = "linux")]
+#[path = "common/mod.rs"]
+mod common;
 #[path = "relay/load.rs"]
 mod load;
 

@@ -23,10 +23,14 @@
 
 #[path = "baseline/mod.rs"]
 mod baseline;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{median, Reaped, WorkDir};
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
     } else {
         1
     };
-    let dir = WorkDir::new();
+    let dir = WorkDir::new("smolchat-bench");
     let pin = Path::new("/usr/bin/taskset").exists();
     println!(
         "{:<14} {:<9} {:>8} {:>9} {:>10} {:>11} {:>11}",
@@ -263,41 +267,4 @@ fn read_full(src: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
-/// A child killed and reaped when dropped, so that a failed run leaves none.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A scratch directory, removed when dropped.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    fn new() -> WorkDir {
-        let dir = std::env::temp_dir().join(format!("smolchat-bench-{}", std::process::id()));
-        fs::create_dir_all(&dir).expect("create the bench directory");
-        WorkDir(dir)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

@@ -20,7 +20,7 @@ fn a_build_without_private_chats_refuses_private() {
 #[cfg(feature = "private")]
 mod with_private {
     use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpStream};
+    use std::net::Shutdown;
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -76,22 +76,8 @@ mod with_private {
         let handle = thread::spawn(move || {
             let client = raw_accept(&listener);
             let server = raw_connect(port);
-            let pipe = |mut from: TcpStream, mut to: TcpStream| {
-                thread::spawn(move || {
-                    let mut seen = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 || to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                    }
-                    let _ = to.shutdown(Shutdown::Write);
-                    seen
-                })
-            };
-            let up = pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-            let down = pipe(server, client);
+            let up = crate::util::forward(client.try_clone().unwrap(), server.try_clone().unwrap());
+            let down = crate::util::forward(server, client);
             (up.join().unwrap(), down.join().unwrap())
         });
         (relay_port, handle)

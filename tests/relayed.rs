@@ -6,8 +6,8 @@
 
 #![cfg(feature = "private")]
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -343,22 +343,8 @@ fn tap(relay_port: u16) -> (u16, Tapped) {
     let handle = thread::spawn(move || {
         let side = raw_accept(&listener);
         let relay = TcpStream::connect(("127.0.0.1", relay_port)).expect("tap to the relay");
-        let copy = |mut from: TcpStream, mut to: TcpStream| {
-            thread::spawn(move || {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = from.read(&mut buf) {
-                    if n == 0 || to.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                }
-                let _ = to.shutdown(Shutdown::Write);
-                seen
-            })
-        };
-        let up = copy(side.try_clone().unwrap(), relay.try_clone().unwrap());
-        let down = copy(relay, side);
+        let up = crate::util::forward(side.try_clone().unwrap(), relay.try_clone().unwrap());
+        let down = crate::util::forward(relay, side);
         (up.join().unwrap(), down.join().unwrap())
     });
     (port, handle)
@@ -426,19 +412,8 @@ fn bytes_that_come_with_paired_reach_the_handshake() {
     joined.write_all(b"paired\n").unwrap();
     let hello = raw_line(&mut joined);
     opened.write_all(&[b"paired\n", &hello[..]].concat()).unwrap();
-    let copy = |mut from: TcpStream, mut to: TcpStream| {
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = from.read(&mut buf) {
-                if n == 0 || to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-            let _ = to.shutdown(Shutdown::Write);
-        })
-    };
-    copy(opened.try_clone().unwrap(), joined.try_clone().unwrap());
-    copy(joined, opened);
+    crate::util::forward(opened.try_clone().unwrap(), joined.try_clone().unwrap());
+    crate::util::forward(joined, opened);
     let start = Instant::now();
     chat(&mut server, &mut client, 2, "early");
     assert!(start.elapsed() < DEADLINE);

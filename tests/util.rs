@@ -303,3 +303,23 @@ pub fn run(args: &[&str]) -> (Option<i32>, String, String) {
     p.close_stdin();
     p.finish()
 }
+
+/// Copies `from` to `to` on a thread until `from` ends, then half-closes
+/// `to`; the thread returns every byte that crossed (a tap on a link).
+pub fn forward(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+        seen
+    })
+}

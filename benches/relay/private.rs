@@ -8,15 +8,16 @@
 //! (client, server, relay) is pinned to CPU 0 when `taskset` is there, as in
 //! benches/roundtrip.rs; `BENCH_PIN=0` lets them run anywhere.
 
-use std::fs::{self, File};
+use crate::common::{median, Reaped, WorkDir};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{median, smolchat, Reaped};
+use super::smolchat;
 
 /// smolchat, on CPU 0 when `pin`.
 fn program(pin: bool) -> std::process::Command {
@@ -38,7 +39,7 @@ const RUN_DEADLINE: Duration = Duration::from_secs(120);
 /// Runs the scenario `runs` times each way with `n` round trips; false if a
 /// run failed.
 pub fn main(runs: usize, n: usize) -> bool {
-    let dir = WorkDir::new();
+    let dir = WorkDir::new("smolchat-relay-bench");
     let questions = dir.0.join("questions");
     let answers = dir.0.join("answers");
     if let Err(e) = write_lines(&questions, n, b'q').and_then(|()| write_lines(&answers, n, b'a')) {
@@ -251,22 +252,5 @@ fn same(got: &Path, want: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{} differs from {}", got.display(), want.display()))
-    }
-}
-
-/// A scratch directory, removed when dropped.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    fn new() -> WorkDir {
-        let dir = std::env::temp_dir().join(format!("smolchat-relay-bench-{}", std::process::id()));
-        fs::create_dir_all(&dir).expect("create the bench directory");
-        WorkDir(dir)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
