@@ -10,6 +10,8 @@ use crate::cli::{ClientConfig, ServerConfig};
 use crate::error::{self, Error};
 use crate::framer::Framer;
 use crate::net::{self, Connection};
+#[cfg(feature = "private")]
+use crate::private::direct::Offer;
 use crate::terminal::keyboard::Keys;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 
@@ -145,13 +147,8 @@ where
     let mut meeting = meet::Server::new(relay, settings.send_timeout())?;
     while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
         let max_line = config.max_line;
-        let outcome = match meet::settle(wire, secrets, offer, Role::Server, screen).await {
-            Ok((wire, secrets)) => {
-                crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
-                    .await
-            }
-            Err(e) => Err(Failure::Peer(e)),
-        };
+        let met = (wire, secrets, offer);
+        let outcome = talk_relayed(met, Role::Server, settings, max_line, keys, screen).await;
         if !served(outcome, "the client", keys, screen)? {
             break;
         }
@@ -295,14 +292,32 @@ where
     let secrets = crate::private::connect(&wire, &code, &what, early).await?;
     screen.status("the code matched: this chat is private");
     let max_line = config.max_line;
-    let outcome = match meet::settle(wire, secrets, offer, Role::Client, screen).await {
+    let met = (wire, secrets, offer);
+    let outcome = talk_relayed(met, Role::Client, settings, max_line, keys, screen).await;
+    ended(outcome, "the server", what, keys, screen)
+}
+
+/// A chat met through a relay: settled on a direct link or the relay's,
+/// then one private session over it.
+#[cfg(feature = "private")]
+async fn talk_relayed<K, S>(
+    (wire, secrets, offer): (Connection, crate::private::handshake::Keys, Option<Offer>),
+    role: Role,
+    settings: Settings,
+    max_line: usize,
+    keys: &mut Keys<K>,
+    screen: &mut S,
+) -> Result<Ending, Failure>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    match crate::private::meet::settle(wire, secrets, offer, role, screen).await {
         Ok((wire, secrets)) => {
-            crate::private::talk(&wire, secrets, Role::Client, settings, max_line, keys, screen)
-                .await
+            crate::private::talk(&wire, secrets, role, settings, max_line, keys, screen).await
         }
         Err(e) => Err(Failure::Peer(e)),
-    };
-    ended(outcome, "the server", what, keys, screen)
+    }
 }
 
 /// How a client's chat with `peer` ended, as an outcome of the program;
