@@ -45,6 +45,7 @@ fn main() {
                 &mut c_out,
                 "7-purple-sausages",
                 deadline,
+                Vec::new(),
             )),
             spent: &mut c,
         };
@@ -54,6 +55,7 @@ fn main() {
                 &mut s_out,
                 "7-purple-sausages",
                 deadline,
+                Vec::new(),
             )),
             spent: &mut s,
         };

@@ -276,10 +276,7 @@ pub fn parse_with(args: &[&str], env_relay: Option<&str>) -> Result<Parsed, Usag
         }
         Some(Command::Relay(r)) => {
             return Ok(Parsed::Relay(RelayConfig {
-                bind: match &r.bind {
-                    None => IpAddr::from([0, 0, 0, 0]),
-                    Some(text) => ip_address(text).map_err(usage)?,
-                },
+                bind: bind_address(r.bind.as_deref()).map_err(usage)?,
                 port: port(&r.port, 0).map_err(usage)?,
                 max_chats: max_chats(r.max_chats.as_deref()).map_err(usage)?,
                 wait: match &r.wait {
@@ -313,10 +310,7 @@ pub fn parse_with(args: &[&str], env_relay: Option<&str>) -> Result<Parsed, Usag
                 }
             }
             Config::Server(ServerConfig {
-                bind: match &s.bind {
-                    None => IpAddr::from([0, 0, 0, 0]),
-                    Some(text) => ip_address(text).map_err(usage)?,
-                },
+                bind: bind_address(s.bind.as_deref()).map_err(usage)?,
                 port,
                 idle_timeout: idle_timeout(s.idle_timeout.as_deref()).map_err(usage)?,
                 max_line: max_line(s.max_line.as_deref()).map_err(usage)?,
@@ -450,10 +444,7 @@ pub fn host_and_port(text: &str) -> Result<(String, u16), String> {
     if host.is_empty() {
         return Err(expected.into());
     }
-    match port_text.parse::<u16>() {
-        Ok(port) if port > 0 => Ok((host.to_string(), port)),
-        _ => Err(format!("invalid port '{port_text}': expected a number from 1 to 65535")),
-    }
+    Ok((host.to_string(), port(port_text, 1)?))
 }
 
 /// The client's server: `HOST PORT`, or `HOST:PORT` or `[V6]:PORT` as one
@@ -508,6 +499,11 @@ fn port(text: &str, lowest: u16) -> Result<u16, String> {
     }
 }
 
+/// `--bind`: an address to listen on, all IPv4 interfaces when not given.
+fn bind_address(text: Option<&str>) -> Result<IpAddr, String> {
+    text.map_or(Ok(IpAddr::from([0, 0, 0, 0])), ip_address)
+}
+
 fn ip_address(text: &str) -> Result<IpAddr, String> {
     crate::net::unbracket(text).parse().map_err(|_| {
         format!("invalid address '{text}' for --bind: expected an IPv4 or IPv6 address")
@@ -516,7 +512,7 @@ fn ip_address(text: &str) -> Result<IpAddr, String> {
 
 /// Seconds as a decimal number such as `10` or `0.5`, read without floating
 /// point: parsing a float would add its whole machinery to the binary.
-fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+pub(crate) fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
     let invalid =
         || format!("invalid value '{text}' for {flag}: expected a number of seconds above 0");
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
 /// What failed (`what`) and why (`error`), shown as `what: why`.
 #[derive(Debug)]
@@ -51,6 +52,18 @@ pub fn describe(error: &io::Error) -> String {
 pub fn is_closed_pipe(error: &io::Error) -> bool {
     error.kind() == io::ErrorKind::BrokenPipe
         || (cfg!(windows) && error.raw_os_error() == Some(233))
+}
+
+/// A duration as a person writes it in seconds: `1`, `0.05`, `2.5`; without
+/// floating point, whose printing code is large.
+pub fn seconds_text(d: Duration) -> String {
+    let fraction = format!("{:09}", d.subsec_nanos());
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        d.as_secs().to_string()
+    } else {
+        format!("{}.{fraction}", d.as_secs())
+    }
 }
 
 /// The words for the kinds of error a chat meets.

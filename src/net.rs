@@ -114,17 +114,7 @@ pub async fn connect(
     addrs: &[SocketAddr],
     timeout: Duration,
 ) -> Result<TcpStream, Error> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
-    for &addr in addrs {
-        match TcpStream::connect(addr).or(timed_out(timeout)).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = e,
-        }
-    }
-    Err(Error {
-        what: format!("cannot connect to {}", host_port(unbracket(host), port)),
-        error: last,
-    })
+    connect_from(host, port, addrs, timeout, false).await
 }
 
 /// As [`connect`]; with `shared`, from a socket whose local port later
@@ -136,26 +126,31 @@ pub async fn connect_from(
     timeout: Duration,
     shared: bool,
 ) -> Result<TcpStream, Error> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for &addr in addrs {
+        match dial(addr, shared).or(timed_out(timeout)).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(Error {
+        what: format!("cannot connect to {}", host_port(unbracket(host), port)),
+        error: last,
+    })
+}
+
+/// One connect to `addr`, from a shared port when asked and possible.
+async fn dial(addr: SocketAddr, shared: bool) -> io::Result<TcpStream> {
     #[cfg(unix)]
     if shared {
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "no address found");
-        for &addr in addrs {
-            match shared_port::connect(None, addr).or(timed_out(timeout)).await {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = e,
-            }
-        }
-        return Err(Error {
-            what: format!("cannot connect to {}", host_port(unbracket(host), port)),
-            error: last,
-        });
+        return shared_port::connect(None, addr).await;
     }
     let _ = shared;
-    connect(host, port, addrs, timeout).await
+    TcpStream::connect(addr).await
 }
 
 /// A future that fails with "timed out" after `after`.
-async fn timed_out<T>(after: Duration) -> io::Result<T> {
+pub async fn timed_out<T>(after: Duration) -> io::Result<T> {
     smol::Timer::after(after).await;
     Err(io::ErrorKind::TimedOut.into())
 }

@@ -111,8 +111,14 @@ impl Server {
         screen: &mut S,
     ) -> Result<Option<Keys>, Error> {
         let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-        let outcome =
-            handshake::server(&mut wire.clone(), &mut wire.clone(), &self.code, deadline).await;
+        let outcome = handshake::server(
+            &mut wire.clone(),
+            &mut wire.clone(),
+            &self.code,
+            deadline,
+            Vec::new(),
+        )
+        .await;
         let failure = match outcome {
             Ok(keys) => return Ok(Some(keys)),
             Err(failure) => failure,
@@ -154,7 +160,7 @@ pub async fn connect(
 ) -> Result<Keys, Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let (mut reader, mut writer) = (wire.clone(), wire.clone());
-    match handshake::client_after(&mut reader, &mut writer, code, deadline, early).await {
+    match handshake::client(&mut reader, &mut writer, code, deadline, early).await {
         Ok(keys) => Ok(keys),
         Err(failure) => {
             net::close(wire).await;

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use crate::cli::{ClientConfig, ServerConfig};
@@ -55,13 +54,7 @@ where
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, or the user leaves at a terminal, no
         // answer can ever be given: stop.
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            match keys.wait_for_end().await {
-                Ok(()) => None,
-                Err(_) => future::pending().await,
-            }
-        })
-        .await;
+        let accepted = keys.unless_ended(listener.accept()).await;
         let (stream, addr) = match accepted {
             None => return Ok(()),
             Some(Ok(client)) => client,
@@ -75,20 +68,7 @@ where
                     said = Some((text, Instant::now()));
                 }
                 // The keyboard's end is still watched while the server waits.
-                let ended = future::or(
-                    async {
-                        smol::Timer::after(ACCEPT_BACKOFF).await;
-                        false
-                    },
-                    async {
-                        match keys.wait_for_end().await {
-                            Ok(()) => true,
-                            Err(_) => future::pending().await,
-                        }
-                    },
-                )
-                .await;
-                if ended {
+                if keys.unless_ended(smol::Timer::after(ACCEPT_BACKOFF)).await.is_none() {
                     return Ok(());
                 }
                 continue;
@@ -213,13 +193,7 @@ where
         let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
         Ok::<_, Error>((stream, addrs[0]))
     };
-    let gave_up = async {
-        match keys.watch().await {
-            Ok(_) => None,
-            Err(_) => future::pending().await,
-        }
-    };
-    let (stream, first) = match future::or(async { Some(connecting.await) }, gave_up).await {
+    let (stream, first) = match keys.unless_left(connecting).await {
         Some(connected) => connected?,
         None => return Ok(()),
     };
@@ -273,14 +247,7 @@ where
     let settings = Settings { idle_timeout: config.idle_timeout };
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
     let joining = meet::join(relay, code, config.connect_timeout, settings.send_timeout());
-    let gave_up = async {
-        match keys.watch().await {
-            Ok(_) => None,
-            Err(_) => future::pending().await,
-        }
-    };
-    let (wire, early, code, offer) = match future::or(async { Some(joining.await) }, gave_up).await
-    {
+    let (wire, early, code, offer) = match keys.unless_left(joining).await {
         Some(joined) => joined?,
         None => return Ok(()),
     };

@@ -5,8 +5,10 @@
 //!
 //! This room may use the turn loop's words (it implements the turn loop's
 //! [`Lines`](crate::turn::Lines) and [`Screen`](crate::turn::Screen)) and
-//! the framer, for plain lines; nothing below it knows it is here: the turn
-//! loop, the wire, private chats and the relay never touch a terminal.
+//! the framer, for plain lines. Nothing below it knows it is here: the turn
+//! loop, the wire and the relay never touch a terminal; the roles and the
+//! private chats above it take the keyboard as it is ([`keyboard::Keys`]),
+//! to ask for a code and to watch a person leave.
 
 pub mod console;
 pub mod editor;

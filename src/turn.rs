@@ -10,6 +10,7 @@ use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures_lite::FutureExt;
 
+use crate::error::seconds_text;
 use crate::framer::{Frame, Framer};
 
 /// The line that ends a session when typed on its own.
@@ -430,18 +431,6 @@ fn too_long(max_line: usize) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("the peer sent a line longer than {max_line} bytes"),
     )
-}
-
-/// A duration as a person writes it in seconds: `1`, `0.05`, `2.5`; without
-/// floating point, whose printing code is large.
-pub fn seconds_text(d: Duration) -> String {
-    let fraction = format!("{:09}", d.subsec_nanos());
-    let fraction = fraction.trim_end_matches('0');
-    if fraction.is_empty() {
-        d.as_secs().to_string()
-    } else {
-        format!("{}.{fraction}", d.as_secs())
-    }
 }
 
 /// `Framer::next`, failing when no byte arrives for `idle`: the clock counts

@@ -29,7 +29,8 @@ use futures_lite::FutureExt;
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-use super::record::{Opener, Refusal, Sealer, DIRECT};
+use super::handshake::same;
+use super::record::{self, Opener, Refusal, Sealer, DIRECT};
 use crate::turn::Role;
 
 /// How long the two sides reach for each other before they stay on the relay.
@@ -253,11 +254,6 @@ fn tag(key: &[u8; 32], role: &str, own: &[u8], other: &[u8]) -> [u8; TAG] {
     out
 }
 
-/// Compares without an early exit.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Seals `text` as one control record and sends it.
 async fn send<W: AsyncWrite + Unpin>(
     writer: &mut W,
@@ -283,12 +279,12 @@ async fn receive<R: AsyncRead + Unpin>(
                 let header = [held[0], held[1], held[2], held[3]];
                 let size = 4 + Opener::length(header, MAX_CONTROL).map_err(refused)?;
                 if held.len() >= size {
-                    let mut record: Vec<u8> = held.drain(..size).collect();
-                    let (kind, body) = open.open(&mut record).map_err(refused)?;
+                    let mut sealed: Vec<u8> = held.drain(..size).collect();
+                    let (kind, body) = open.open(&mut sealed).map_err(refused)?;
                     if kind != DIRECT {
                         return Err(malformed());
                     }
-                    return String::from_utf8(record[body].to_vec()).map_err(|_| malformed());
+                    return String::from_utf8(sealed[body].to_vec()).map_err(|_| malformed());
                 }
             }
             let mut chunk = [0u8; 256];
@@ -310,18 +306,13 @@ async fn receive<R: AsyncRead + Unpin>(
     .await
 }
 
+/// A control record that was refused, in the record layer's words.
 fn refused(refusal: Refusal) -> io::Error {
-    match refusal {
-        Refusal::Forged => io::Error::new(
-            io::ErrorKind::InvalidData,
-            "a record failed authentication (altered, replayed or reordered)",
-        ),
-        _ => malformed(),
-    }
+    record::refused(refusal, MAX_CONTROL)
 }
 
 fn malformed() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "the peer sent a malformed record")
+    refused(Refusal::Malformed)
 }
 
 fn not_proven() -> io::Error {

@@ -101,22 +101,9 @@ impl From<io::Error> for Failure {
 
 /// The client's side: says hello, checks the server's confirmation, then
 /// confirms in turn. Nothing of the chat is sent before it returns `Ok`.
+/// `early` holds what was read of the stream already (by whoever read a
+/// line of its own ahead of the handshake, such as a relay's).
 pub async fn client<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    code: &str,
-    deadline: Instant,
-) -> Result<Keys, Failure>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    client_after(reader, writer, code, deadline, Vec::new()).await
-}
-
-/// [`client`] on a stream of which `early` was read already (by whoever
-/// read a line of its own ahead of the handshake, such as a relay's).
-pub async fn client_after<R, W>(
     reader: &mut R,
     writer: &mut W,
     code: &str,
@@ -161,23 +148,9 @@ where
     })
 }
 
-/// The server's side. A `WrongCode` is one guess at the code; every other
-/// failure is not.
+/// The server's side, `early` as for [`client`]. A `WrongCode` is one
+/// guess at the code; every other failure is not.
 pub async fn server<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    code: &str,
-    deadline: Instant,
-) -> Result<Keys, Failure>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    server_after(reader, writer, code, deadline, Vec::new()).await
-}
-
-/// [`server`] on a stream of which `early` was read already.
-pub async fn server_after<R, W>(
     reader: &mut R,
     writer: &mut W,
     code: &str,
@@ -272,7 +245,7 @@ impl Derived {
 
 /// Compares without an early exit, so that timing shows nothing of where
 /// two confirmations differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

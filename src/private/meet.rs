@@ -69,7 +69,7 @@ impl Link {
         let line = request.line();
         let mut writer = self.wire.clone();
         async { writer.write_all(line.as_bytes()).await.and(writer.flush().await) }
-            .or(timed_out(protocol::REQUEST_DEADLINE))
+            .or(net::timed_out(protocol::REQUEST_DEADLINE))
             .await
             .map_err(|error| self.failed(error))
     }
@@ -168,12 +168,6 @@ impl Link {
     }
 }
 
-/// A future that fails with "timed out" after `after`.
-async fn timed_out<T>(after: Duration) -> io::Result<T> {
-    smol::Timer::after(after).await;
-    Err(io::ErrorKind::TimedOut.into())
-}
-
 /// The server's side of meeting: a room at a time, each with its own code.
 pub struct Server {
     relay: Relay,
@@ -216,13 +210,7 @@ impl Server {
             ));
             // No deadline of its own: the relay closes a room after its
             // --wait. Meanwhile the person may leave.
-            let ended = async {
-                match keys.wait_for_end().await {
-                    Ok(()) => None,
-                    Err(_) => future::pending().await,
-                }
-            };
-            match future::or(async { Some(link.reply(None).await) }, ended).await {
+            match keys.unless_ended(link.reply(None)).await {
                 None => {
                     net::close(&link.wire).await;
                     return Ok(None);
@@ -246,14 +234,9 @@ impl Server {
             let early = std::mem::take(&mut link.held);
             let offer = link.offer();
             let wire = link.wire;
-            let outcome = handshake::server_after(
-                &mut wire.clone(),
-                &mut wire.clone(),
-                &code,
-                deadline,
-                early,
-            )
-            .await;
+            let outcome =
+                handshake::server(&mut wire.clone(), &mut wire.clone(), &code, deadline, early)
+                    .await;
             let failure = match outcome {
                 Ok(secrets) => {
                     screen.status("the code matched: this chat is private");

@@ -244,13 +244,7 @@ impl<R> RecordReader<R> {
 /// The words for a failed read.
 fn failure(failed: Failed, max_body: usize) -> io::Error {
     match failed {
-        Failed::Refused(Refusal::TooLong) => invalid(&format!(
-            "the peer sent a record longer than {max_body} bytes (the line is too long)"
-        )),
-        Failed::Refused(Refusal::Malformed) => invalid("the peer sent a malformed record"),
-        Failed::Refused(Refusal::Forged) => {
-            invalid("a record failed authentication (altered, replayed or reordered)")
-        }
+        Failed::Refused(refusal) => refused(refusal, max_body),
         Failed::CutBetween => io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the connection was cut without a close record",
@@ -259,6 +253,20 @@ fn failure(failed: Failed, max_body: usize) -> io::Error {
             io::ErrorKind::UnexpectedEof,
             "the connection was cut in the middle of a record",
         ),
+    }
+}
+
+/// The words for a record that was refused, for bodies of at most
+/// `max_body` bytes.
+pub fn refused(refusal: Refusal, max_body: usize) -> io::Error {
+    match refusal {
+        Refusal::TooLong => invalid(&format!(
+            "the peer sent a record longer than {max_body} bytes (the line is too long)"
+        )),
+        Refusal::Malformed => invalid("the peer sent a malformed record"),
+        Refusal::Forged => {
+            invalid("a record failed authentication (altered, replayed or reordered)")
+        }
     }
 }
 

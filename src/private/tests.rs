@@ -22,12 +22,14 @@ fn both(client_code: &str, server_code: &str) -> (Result<Keys, Failure>, Result<
     let (mut c_in, mut s_out) = piper::pipe(7);
     smol::block_on(future::zip(
         async {
-            let keys = handshake::client(&mut c_in, &mut c_out, client_code, soon()).await;
+            let keys =
+                handshake::client(&mut c_in, &mut c_out, client_code, soon(), Vec::new()).await;
             drop(c_out);
             keys
         },
         async {
-            let keys = handshake::server(&mut s_in, &mut s_out, server_code, soon()).await;
+            let keys =
+                handshake::server(&mut s_in, &mut s_out, server_code, soon(), Vec::new()).await;
             drop(s_out);
             keys
         },
@@ -80,7 +82,7 @@ fn the_server_refuses_a_client_that_fakes_its_confirmation() {
     let (mut s_in, mut c_out) = piper::pipe(1024);
     let (mut c_in, mut s_out) = piper::pipe(1024);
     let server = async {
-        let keys = handshake::server(&mut s_in, &mut s_out, "1-a-b", soon()).await;
+        let keys = handshake::server(&mut s_in, &mut s_out, "1-a-b", soon(), Vec::new()).await;
         drop(s_out);
         keys
     };
@@ -107,7 +109,7 @@ fn the_server_refuses_a_client_that_fakes_its_confirmation() {
 fn a_client_that_leaves_after_the_reply_has_made_a_guess() {
     let (mut s_in, mut c_out) = piper::pipe(1024);
     let (mut c_in, mut s_out) = piper::pipe(1024);
-    let server = handshake::server(&mut s_in, &mut s_out, "1-a-b", soon());
+    let server = handshake::server(&mut s_in, &mut s_out, "1-a-b", soon(), Vec::new());
     let quitter = async {
         let (_, a) = spake2::Spake2::<spake2::Ed25519Group>::start_a(
             &spake2::Password::new(b"1-a-b"),
@@ -130,7 +132,8 @@ fn a_plain_client_is_told_and_is_not_a_guess() {
         let (mut c_in, mut s_out) = piper::pipe(1024);
         smol::block_on(async {
             c_out.write_all(first).await.unwrap();
-            let server = handshake::server(&mut s_in, &mut s_out, "1-a-b", soon()).await;
+            let server =
+                handshake::server(&mut s_in, &mut s_out, "1-a-b", soon(), Vec::new()).await;
             assert!(matches!(server, Err(Failure::NotPrivate)), "{:?}", server.err());
             drop(s_out);
             let mut told = String::new();
@@ -145,7 +148,8 @@ fn the_server_says_nothing_before_the_hello() {
     let (mut s_in, _c_out) = piper::pipe(1024);
     let (mut c_in, mut s_out) = piper::pipe(1024);
     let deadline = Instant::now() + Duration::from_millis(50);
-    let server = smol::block_on(handshake::server(&mut s_in, &mut s_out, "1-a-b", deadline));
+    let server =
+        smol::block_on(handshake::server(&mut s_in, &mut s_out, "1-a-b", deadline, Vec::new()));
     assert!(matches!(server, Err(Failure::TimedOut)));
     drop(s_out);
     let mut said = Vec::new();
@@ -159,7 +163,7 @@ fn a_client_meeting_a_plain_server_says_so() {
     for answer in [Some(&b"hi there\n"[..]), None] {
         let (mut s_in, mut c_out) = piper::pipe(1024);
         let (mut c_in, mut s_out) = piper::pipe(1024);
-        let client = handshake::client(&mut c_in, &mut c_out, "1-a-b", soon());
+        let client = handshake::client(&mut c_in, &mut c_out, "1-a-b", soon(), Vec::new());
         let plain = async {
             let mut hello = [0u8; 19];
             s_in.read_exact(&mut hello).await.unwrap();
@@ -179,7 +183,8 @@ fn a_client_meeting_a_plain_server_says_so() {
     let (_s_in, mut c_out) = piper::pipe(1024);
     let (mut c_in, _s_out) = piper::pipe(1024);
     let deadline = Instant::now() + Duration::from_millis(50);
-    let client = smol::block_on(handshake::client(&mut c_in, &mut c_out, "1-a-b", deadline));
+    let client =
+        smol::block_on(handshake::client(&mut c_in, &mut c_out, "1-a-b", deadline, Vec::new()));
     assert!(matches!(client, Err(Failure::TimedOut)));
 }
 

@@ -9,6 +9,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::error::seconds_text;
+
 /// The protocol name and version every request starts with.
 pub const VERSION: &str = "smolchat-relay/1";
 
@@ -130,22 +132,11 @@ impl fmt::Display for Refusal {
             Refusal::TooEarly => write!(f, "sent more than {MAX_LINE} bytes before being paired"),
             Refusal::Expired(wait) => {
                 let unit = if *wait == Duration::from_secs(1) { "second" } else { "seconds" };
-                write!(f, "nobody joined within {} {unit}", seconds(*wait))
+                write!(f, "nobody joined within {} {unit}", seconds_text(*wait))
             }
             Refusal::Other(text) => f.write_str(text),
         }
     }
-}
-
-/// A duration in seconds as a person writes it: `600`, `0.5`; without
-/// floating point, which would add its machinery to the binary.
-fn seconds(d: Duration) -> String {
-    let millis = d.subsec_millis();
-    if millis == 0 {
-        return d.as_secs().to_string();
-    }
-    let fraction = format!("{millis:03}");
-    format!("{}.{}", d.as_secs(), fraction.trim_end_matches('0'))
 }
 
 /// What the relay tells a chat side, a line at a time.
@@ -219,22 +210,11 @@ fn refusal(text: &str) -> Refusal {
     let expired = text
         .strip_prefix("nobody joined within ")
         .and_then(|t| t.strip_suffix(" seconds").or_else(|| t.strip_suffix(" second")));
-    if let Some(wait) = expired.and_then(parse_seconds) {
+    // Read back as `--wait` was given: the one reader of seconds.
+    if let Some(wait) = expired.and_then(|t| crate::cli::seconds("--wait", t).ok()) {
         return Refusal::Expired(wait);
     }
     Refusal::Other(text.to_string())
-}
-
-/// `600` or `0.5` back into a duration (milliseconds at most).
-fn parse_seconds(text: &str) -> Option<Duration> {
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() || fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: u64 = whole.parse().ok()?;
-    let millis: u32 =
-        if fraction.is_empty() { 0 } else { format!("{fraction:0<3}").parse().ok()? };
-    Some(Duration::new(secs, millis * 1_000_000))
 }
 
 /// An address as `seen` writes it: IPv4 for an IPv4 peer of a dual-stack

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, Read};
 use std::pin::Pin;
 use std::rc::Rc;
@@ -351,6 +352,31 @@ impl<K: AsyncRead + Unpin> Keys<K> {
             Keys::Plain(framer) => framer.wait_for_end().await,
             Keys::Edited(edited) => edited.watch().await.map(drop),
         }
+    }
+
+    /// `work`, unless no answer can be given any more first (see
+    /// [`Keys::wait_for_end`]): then `None`. A keyboard that fails is no
+    /// end; its error comes at the next read.
+    pub async fn unless_ended<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        let ended = async {
+            match self.wait_for_end().await {
+                Ok(()) => None,
+                Err(_) => future::pending().await,
+            }
+        };
+        future::or(async { Some(work.await) }, ended).await
+    }
+
+    /// `work`, unless the person leaves first (`EXIT`, Ctrl-D at a
+    /// terminal; see [`Keys::watch`]): then `None`.
+    pub async fn unless_left<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        let left = async {
+            match self.watch().await {
+                Ok(_) => None,
+                Err(_) => future::pending().await,
+            }
+        };
+        future::or(async { Some(work.await) }, left).await
     }
 
     /// Takes in what was typed so far without waiting, so that it counts as
