@@ -369,3 +369,21 @@ fn a_resize_draws_the_line_again_at_the_new_width() {
     term.type_keys(b"\r");
     assert_eq!(peer.line(), format!("Z{line}\n").as_bytes());
 }
+
+#[cfg(feature = "private")]
+#[test]
+fn exit_while_the_relay_has_not_answered_leaves_at_once() {
+    if !ready("editing::exit_while_the_relay_has_not_answered_leaves_at_once") {
+        return;
+    }
+    // A relay that takes the join and says nothing: without the leave it
+    // would end the client after its 10 s deadline, exit 1.
+    let mut relay = RawServer::new();
+    let at = format!("127.0.0.1:{}", relay.port);
+    let mut term = Term::start(&["client", "--relay", &at], &[("SMOLCHAT_CODE", "3-a-b")]);
+    let mut joined = relay.accept();
+    assert!(joined.line().starts_with(b"smolchat-relay/1 join 3"));
+    term.type_keys(b"EXIT\r");
+    assert_eq!(term.wait().code(), Some(0));
+    assert_eq!(joined.line(), b"", "the client closed its relay connection");
+}
