@@ -11,13 +11,13 @@
 use std::io;
 use std::net::Ipv4Addr;
 
-use smolchat::error::{self, Error};
-use smolchat::net::{self, Connection};
 use smolchat::roles;
 use smolchat::terminal::console::status;
 use smolchat::terminal::escape::escape;
 use smolchat::terminal::keyboard::Keys;
 use smolchat::turn::{Failure, Role, Screen, Settings};
+use smolchat::wire::error::{self, Error};
+use smolchat::wire::net::{self, Connection};
 
 /// The longest message echoed, as smolchat's default.
 const MAX_LINE: usize = 1 << 20;

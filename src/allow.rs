@@ -19,7 +19,7 @@ impl Net {
             Some((addr, bits)) => (addr, Some(bits)),
             None => (text, None),
         };
-        let addr: IpAddr = crate::net::unbracket(addr)
+        let addr: IpAddr = crate::wire::net::unbracket(addr)
             .parse()
             .map_err(|_| "expected an IPv4 or IPv6 address, optionally with /BITS".to_string())?;
         // An IPv4-mapped IPv6 network is the IPv4 network it names.

@@ -505,7 +505,7 @@ fn bind_address(text: Option<&str>) -> Result<IpAddr, String> {
 }
 
 fn ip_address(text: &str) -> Result<IpAddr, String> {
-    crate::net::unbracket(text).parse().map_err(|_| {
+    crate::wire::net::unbracket(text).parse().map_err(|_| {
         format!("invalid address '{text}' for --bind: expected an IPv4 or IPv6 address")
     })
 }

@@ -10,15 +10,13 @@
 
 pub mod allow;
 pub mod cli;
-pub mod error;
-pub mod framer;
-pub mod net;
 #[cfg(feature = "private")]
 pub mod private;
 pub mod relay;
 pub mod roles;
 pub mod terminal;
 pub mod turn;
+pub mod wire;
 
 #[cfg(test)]
 mod testing;

@@ -7,11 +7,12 @@ use std::process::ExitCode;
 
 use futures_lite::future;
 use smolchat::cli::{self, Config, Parsed};
+use smolchat::roles;
 use smolchat::terminal::console::{self, Console, ConsoleStyle};
 use smolchat::terminal::keyboard::{self, Keyboard, Keys};
 #[cfg(unix)]
 use smolchat::terminal::mode::Held;
-use smolchat::{error, net, roles};
+use smolchat::wire::{error, net};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
 const KEYBOARD_READ_AHEAD: usize = 64 * 1024;

@@ -16,11 +16,11 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::FutureExt;
 
 use crate::cli::Usage;
-use crate::error::Error;
-use crate::framer::Framer;
-use crate::net::{self, Connection};
 use crate::terminal::keyboard::Keys as Typed;
 use crate::turn::{Ending, Failure, PeerSocket, PeerStream, Role, Screen, Session, Settings};
+use crate::wire::error::Error;
+use crate::wire::framer::Framer;
+use crate::wire::net::{self, Connection};
 use handshake::Keys;
 use record::{RecordReader, RecordWriter};
 

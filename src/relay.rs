@@ -7,13 +7,12 @@
 //! Every connection and pair is a task on one executor on the main thread.
 //! The relay touches only the network edge (`net`, `error`); never the
 //! terminal, the turn loop or the private chats. Its wire lines are in
-//! [`protocol`], shared with the chat side.
+//! [`crate::wire::relay`], shared with the chat side.
 
 pub mod descriptors;
 pub mod listener;
 pub mod lobby;
 pub mod pair;
-pub mod protocol;
 pub mod rooms;
 
 use std::cell::{Cell, RefCell};
@@ -27,12 +26,12 @@ use futures_lite::{future, FutureExt};
 use smol::{Async, LocalExecutor, Timer};
 
 use crate::cli::RelayConfig;
-use crate::error::{describe, Error};
-use crate::net;
+use crate::wire::error::{describe, Error};
+use crate::wire::net;
 
+use crate::wire::relay::{self as protocol, Refusal, Reply, Request, Room, MAX_LINE};
 use lobby::{Heard, Lobby};
 use pair::{read, with_scratch, Pair};
-use protocol::{Refusal, Reply, Request, Room, MAX_LINE};
 use rooms::Rooms;
 
 /// How long the relay waits before it accepts again after a failed accept
@@ -207,7 +206,7 @@ async fn connection(relay: Rc<Relay>, stream: Async<TcpStream>, peer: SocketAddr
     let refused = match heard {
         Heard::Gone => None,
         Heard::Refused(refusal) => Some((stream, refusal)),
-        Heard::Request(Request::Open { direct }, early) => match open(&relay, peer) {
+        Heard::Request(Request::Open { direct, .. }, early) => match open(&relay, peer) {
             Ok((room, handover)) => {
                 relay.lobby.borrow_mut().leave(&ticket);
                 drop(ticket);
@@ -215,6 +214,13 @@ async fn connection(relay: Rc<Relay>, stream: Async<TcpStream>, peer: SocketAddr
             }
             Err(refusal) => Some((stream, refusal)),
         },
+        // The relay answers who it is, and costs nothing more.
+        Heard::Request(Request::Hello, _) => {
+            let _ = write_line(&stream, &Reply::Relay);
+            None
+        }
+        // Keyed rooms are not held past their connection yet.
+        Heard::Request(Request::Close { .. }, _) => Some((stream, Refusal::NotARequest)),
         Heard::Request(Request::Join { room, direct }, early) => {
             match join(&relay, room, Joiner { stream, peer, direct, early }) {
                 Ok(()) => None,
@@ -320,7 +326,7 @@ async fn wait_in_room(
             }
             InRoom::Expired => {
                 relay.rooms.borrow_mut().take(room);
-                return refuse(&relay, &stream, Refusal::Expired(relay.wait), None).await;
+                return refuse(&relay, &stream, Refusal::expired(relay.wait), None).await;
             }
         }
     };

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use crate::cli::{ClientConfig, ServerConfig};
-use crate::error::{self, Error};
-use crate::framer::Framer;
-use crate::net::{self, Connection};
 #[cfg(feature = "private")]
 use crate::private::direct::Offer;
 use crate::terminal::keyboard::Keys;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
+use crate::wire::error::{self, Error};
+use crate::wire::framer::Framer;
+use crate::wire::net::{self, Connection};
 
 /// How long the server waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.

@@ -10,8 +10,8 @@ use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use futures_lite::FutureExt;
 
-use crate::error::seconds_text;
-use crate::framer::{Frame, Framer};
+use crate::wire::error::seconds_text;
+use crate::wire::framer::{Frame, Framer};
 
 /// The line that ends a session when typed on its own.
 pub const EXIT: &[u8] = b"EXIT";
@@ -420,7 +420,7 @@ enum Event {
 fn show<P, S: Screen>(peer: &Framer<P>, screen: &mut S) -> Result<Option<Ending>, Failure> {
     match screen.message(peer.line(), peer.line_with_newline()) {
         Ok(()) => Ok(None),
-        Err(e) if crate::error::is_closed_pipe(&e) => Ok(Some(Ending::ScreenClosed)),
+        Err(e) if crate::wire::error::is_closed_pipe(&e) => Ok(Some(Ending::ScreenClosed)),
         Err(e) => Err(Failure::Screen(e)),
     }
 }

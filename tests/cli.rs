@@ -336,7 +336,8 @@ fn the_client_tries_the_next_address_when_one_refuses() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap();
     let timeout = Duration::from_secs(5);
-    let stream = smol::block_on(smolchat::net::connect("localhost", 1, &[refused, open], timeout))
-        .unwrap_or_else(|e| panic!("the second address was not tried: {e}"));
+    let stream =
+        smol::block_on(smolchat::wire::net::connect("localhost", 1, &[refused, open], timeout))
+            .unwrap_or_else(|e| panic!("the second address was not tried: {e}"));
     assert_eq!(stream.peer_addr().unwrap(), open);
 }

@@ -11,8 +11,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_lite::future::block_on;
 use futures_lite::io::AsyncRead;
 use proptest::prelude::*;
-use smolchat::framer::{Frame, Framer};
 use smolchat::terminal::escape::{escape, escape_into, is_plain, write_escaped_chunked, CHUNK};
+use smolchat::wire::framer::{Frame, Framer};
 
 /// One frame with its text, so that sequences can be compared.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use chunked::Chunked;
 use futures_lite::future::block_on;
 use libfuzzer_sys::fuzz_target;
 use smolchat::terminal::escape::{escape, is_plain};
-use smolchat::framer::{Frame, Framer};
+use smolchat::wire::framer::{Frame, Framer};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Out<'a> {

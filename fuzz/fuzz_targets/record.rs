@@ -10,7 +10,7 @@ use chunked::Chunked;
 use futures_lite::future::block_on;
 use futures_lite::io::AsyncWriteExt;
 use libfuzzer_sys::fuzz_target;
-use smolchat::framer::{Frame, Framer};
+use smolchat::wire::framer::{Frame, Framer};
 use smolchat::private::record::{Opener, RecordReader, RecordWriter, Sealer, OVERHEAD};
 
 const KEY: [u8; 32] = [9; 32];

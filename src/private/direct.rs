@@ -157,7 +157,7 @@ pub async fn reach(
     role: Role,
     deadline: Instant,
 ) -> Option<TcpStream> {
-    use crate::net::shared_port;
+    use crate::wire::net::shared_port;
     let listener = match role {
         Role::Server => shared_port::listen(local).ok(),
         Role::Client => None,

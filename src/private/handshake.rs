@@ -88,7 +88,7 @@ impl Failure {
                     .into()
             }
             Failure::TimedOut => "the private handshake did not end within 10 s".into(),
-            Failure::Io(e) => crate::error::describe(e),
+            Failure::Io(e) => crate::wire::error::describe(e),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Meeting through a relay (`--relay HOST:PORT`): the server opens a room and
 //! shows its code, the client joins the room the code names, and then the
 //! private handshake runs end to end through the relay, as it does directly.
-//! The relay's lines are `relay::protocol`'s; see `docs/relay.md`.
+//! The relay's lines are `wire::relay`'s; see `docs/relay.md`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,10 +15,10 @@ use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Keys};
 use super::{code, code_from_environment, Error, GUESSES, HANDSHAKE_TIMEOUT, WRONG_CODE_PAUSE};
 use crate::cli::{Relay, DEFAULT_CONNECT_TIMEOUT};
-use crate::net::{self, Connection};
-use crate::relay::protocol::{self, Refusal, Reply, Request, Room};
 use crate::terminal::keyboard::Keys as Typed;
 use crate::turn::{Role, Screen};
+use crate::wire::net::{self, Connection};
+use crate::wire::relay::{self as protocol, Refusal, Reply, Request, Room};
 
 /// The relay as a person types it: `HOST:PORT`, an IPv6 host in brackets.
 pub fn relay_name(relay: &Relay) -> String {
@@ -269,7 +269,7 @@ impl Server {
     /// Connects to the relay and opens a room: its number.
     async fn open(&self) -> Result<(Link, Room), Error> {
         let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, self.send_timeout).await?;
-        link.request(Request::Open { direct: link.direct }).await?;
+        link.request(Request::Open { key: None, direct: link.direct }).await?;
         let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
         match link.reply(Some(deadline)).await? {
             Reply::Room(room) => Ok((link, room)),

@@ -8,8 +8,8 @@ use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::handshake::{self, Failure, Keys, PLAIN_REPLY};
 use super::record::{Opener, RecordReader, Sealer, CLOSE, MESSAGE};
-use crate::framer::{Frame, Framer};
 use crate::turn::{Ending, Role, Screen, Session, Settings};
+use crate::wire::framer::{Frame, Framer};
 
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(5)

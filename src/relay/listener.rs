@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 
 use smol::Async;
 
-use crate::error::Error;
+use crate::wire::error::Error;
 
 /// How many connections may wait to be accepted; Linux caps it at
 /// `net.core.somaxconn` (4096 by default).

@@ -17,7 +17,7 @@ use futures_lite::{future, FutureExt};
 use smol::{Async, Timer};
 
 use super::pair::{read, with_scratch};
-use super::protocol::{line_end, Refusal, Request, MAX_LINE, REQUEST_DEADLINE};
+use crate::wire::relay::{line_end, Refusal, Request, MAX_LINE, REQUEST_DEADLINE};
 
 /// The connections waiting to speak, oldest first: in a queue by ticket
 /// number, which only grows, so it stays sorted (a map would cost some

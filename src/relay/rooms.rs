@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::protocol::{Refusal, Room};
+use crate::wire::relay::{Refusal, Room};
 
 /// The most rooms one address may have waiting at once.
 pub const ROOMS_PER_ADDRESS: u16 = 16;

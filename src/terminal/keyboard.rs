@@ -14,10 +14,10 @@ use blocking::Unblock;
 use futures_lite::future;
 use futures_lite::io::{AssertAsync, AsyncRead, AsyncReadExt};
 
-use crate::framer::{Frame, Framer};
 use crate::terminal::console::Tty;
 use crate::terminal::editor::Event;
 use crate::turn::{Ending, Lines, EXIT};
+use crate::wire::framer::{Frame, Framer};
 
 /// The keyboard: stdin as an async stream, opened once for the whole program.
 ///

@@ -99,7 +99,8 @@ fn junk_on_the_link_fails_the_proof() {
 #[cfg(unix)]
 async fn relay_leg(relay: &TcpListener) -> TcpStream {
     let addr = relay.local_addr().unwrap();
-    let (leg, _) = future::zip(crate::net::shared_port::connect(None, addr), relay.accept()).await;
+    let (leg, _) =
+        future::zip(crate::wire::net::shared_port::connect(None, addr), relay.accept()).await;
     leg.unwrap()
 }
 

@@ -2,7 +2,7 @@
 //! a whole session that meets a forged record.
 
 use super::*;
-use crate::framer::{Frame, Framer};
+use crate::wire::framer::{Frame, Framer};
 use futures_lite::future::block_on;
 use proptest::prelude::*;
 

@@ -1,15 +1,30 @@
 //! The relay's wire lines, both directions, as pure functions: what a chat
-//! side sends to open or join a room, and what the relay answers. The relay
-//! and the chat side both read this one file; nothing here does I/O.
+//! side sends to the relay, and what the relay answers. The relay and the
+//! chat side both read this one file (it sits below both); nothing here
+//! does I/O.
 //!
 //! Every line is readable ASCII ending in `\n`. A request is at most
-//! [`MAX_LINE`] bytes and must arrive within [`REQUEST_DEADLINE`].
+//! [`MAX_LINE`] bytes and must arrive within [`REQUEST_DEADLINE`]; the relay
+//! sends nothing before it.
+//!
+//! ```text
+//! smolchat-relay/1 hello                → relay                  (then closed)
+//! smolchat-relay/1 open [KEY] [direct]  → room N                 (then paired, [seen ADDR:PORT])
+//! smolchat-relay/1 join N [direct]      → paired, [seen ADDR:PORT]
+//! smolchat-relay/1 close KEY            → closed                 (then closed)
+//! any request                           → one refusal line       (then closed)
+//! ```
+//!
+//! KEY is 32 lowercase hex digits a server makes for each code: opening
+//! again with the same KEY gets the same room back (renewed past `--wait`,
+//! or taken back from a joiner who never started the handshake), and
+//! `close KEY` ends it for good once its code is spent.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::error::seconds_text;
+use super::error::seconds_text;
 
 /// The protocol name and version every request starts with.
 pub const VERSION: &str = "smolchat-relay/1";
@@ -21,14 +36,43 @@ pub const MAX_LINE: usize = 1024;
 /// How long a relay waits for a connection's request line.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
-/// A room number: decimal, from 1.
+/// A room number: decimal, from 1 to [`MAX_ROOM`] (at most 7 digits, so a
+/// code can be read out).
 pub type Room = u32;
+
+/// The highest room number.
+pub const MAX_ROOM: Room = 9_999_999;
+
+/// A server's secret name for a room it holds: 16 random bytes.
+pub type Key = [u8; 16];
+
+/// A relay as a chat side is told to meet through it: `HOST:PORT`, or
+/// `[V6]:PORT` (`--relay`, `SMOLCHAT_RELAY`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// The relay's name or address, as typed, without brackets.
+    pub host: String,
+    /// The relay's port.
+    pub port: u16,
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&super::net::host_port(&self.host, self.port))
+    }
+}
 
 /// What a chat side asks the relay, in its first line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
-    /// `smolchat-relay/1 open [direct]`: a server opens a room and waits in it.
+    /// `smolchat-relay/1 hello`: is this a relay? Answered `relay`; costs
+    /// nothing.
+    Hello,
+    /// `smolchat-relay/1 open [KEY] [direct]`: a server opens a room and
+    /// waits in it; with a key, the room held for that key if there is one.
     Open {
+        /// The server's secret name for the room, when it may renew it.
+        key: Option<Key>,
         /// Whether to be told where the relay sees this side (`seen`).
         direct: bool,
     },
@@ -39,6 +83,13 @@ pub enum Request {
         /// Whether to be told where the relay sees this side (`seen`).
         direct: bool,
     },
+    /// `smolchat-relay/1 close KEY`: the server's code for the room held
+    /// for KEY is spent; the room ends, and its number is not handed out
+    /// again for a while.
+    Close {
+        /// The room's key.
+        key: Key,
+    },
 }
 
 impl Request {
@@ -46,22 +97,31 @@ impl Request {
     pub fn line(&self) -> String {
         let direct = |d: bool| if d { " direct" } else { "" };
         match *self {
-            Request::Open { direct: d } => format!("{VERSION} open{}\n", direct(d)),
+            Request::Hello => format!("{VERSION} hello\n"),
+            Request::Open { key: None, direct: d } => format!("{VERSION} open{}\n", direct(d)),
+            Request::Open { key: Some(key), direct: d } => {
+                format!("{VERSION} open {}{}\n", hex(&key), direct(d))
+            }
             Request::Join { room, direct: d } => format!("{VERSION} join {room}{}\n", direct(d)),
+            Request::Close { key } => format!("{VERSION} close {}\n", hex(&key)),
         }
     }
 
     /// Reads a request line (without its `\n`; a `\r` before it is allowed).
-    /// Anything but exactly one of the four requests is refused.
+    /// Anything but exactly one of the requests is refused.
     pub fn parse(line: &[u8]) -> Result<Request, Refusal> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = std::str::from_utf8(line).map_err(|_| Refusal::NotARequest)?;
         let words: Vec<&str> = text.split(' ').collect();
         let request = match words[..] {
-            [VERSION, "open"] => Request::Open { direct: false },
-            [VERSION, "open", "direct"] => Request::Open { direct: true },
+            [VERSION, "hello"] => Request::Hello,
+            [VERSION, "open"] => Request::Open { key: None, direct: false },
+            [VERSION, "open", "direct"] => Request::Open { key: None, direct: true },
+            [VERSION, "open", k] => Request::Open { key: Some(key(k)?), direct: false },
+            [VERSION, "open", k, "direct"] => Request::Open { key: Some(key(k)?), direct: true },
             [VERSION, "join", n] => Request::Join { room: room(n)?, direct: false },
             [VERSION, "join", n, "direct"] => Request::Join { room: room(n)?, direct: true },
+            [VERSION, "close", k] => Request::Close { key: key(k)? },
             _ => return Err(Refusal::NotARequest),
         };
         Ok(request)
@@ -70,37 +130,78 @@ impl Request {
     /// Whether this side asked for its `seen` address.
     pub fn direct(&self) -> bool {
         match *self {
-            Request::Open { direct } | Request::Join { direct, .. } => direct,
+            Request::Open { direct, .. } | Request::Join { direct, .. } => direct,
+            Request::Hello | Request::Close { .. } => false,
         }
     }
 }
 
 /// A room number as written: decimal digits, no sign, no leading zero,
-/// from 1.
+/// from 1 to [`MAX_ROOM`].
 fn room(text: &str) -> Result<Room, Refusal> {
-    let canonical = !text.is_empty()
+    let canonical = (1..=7).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_digit())
-        && !text.starts_with('0')
-        && text.len() <= 10;
+        && !text.starts_with('0');
     match canonical.then(|| text.parse::<Room>().ok()).flatten() {
-        Some(n) => Ok(n),
-        None => Err(Refusal::NotARequest),
+        Some(n) if n <= MAX_ROOM => Ok(n),
+        _ => Err(Refusal::NotARequest),
     }
 }
 
-/// Why the relay turns a connection away, or ends a room: each is one line
-/// a person can read, and the connection is closed after it.
+/// A key as written: 32 lowercase hex digits.
+fn key(text: &str) -> Result<Key, Refusal> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let text = text.as_bytes();
+    if text.len() != 32 {
+        return Err(Refusal::NotARequest);
+    }
+    let mut key = [0u8; 16];
+    for (byte, pair) in key.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = match (digit(pair[0]), digit(pair[1])) {
+            (Some(hi), Some(lo)) => hi << 4 | lo,
+            _ => return Err(Refusal::NotARequest),
+        };
+    }
+    Ok(key)
+}
+
+/// A key written as 32 lowercase hex digits.
+fn hex(key: &Key) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for &b in key {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Why the relay turns a connection away, or ends a room: each is one fixed
+/// line, and the connection is closed after it. The chat side turns each
+/// into words for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// `relay is full`: `--max-chats` rooms and pairs are held.
     Full,
     /// `relay is busy`: too many connections have yet to say what they want.
     Busy,
-    /// `no room N`: nobody waits in that room (never opened, or taken).
+    /// `no room N`: nobody holds that room (never opened, or its code was
+    /// spent or it ended).
     NoRoom(Room),
-    /// `too many rooms from your address`: this address holds the most
-    /// waiting rooms one address may.
+    /// `room N is busy`: the room is paired, or its server is between two
+    /// connections, and may yet take it back; try again in a moment.
+    RoomBusy(Room),
+    /// `too many rooms from your address`: this address (an IPv6 /64)
+    /// holds the most rooms and pairs one address may.
     TooManyRooms,
+    /// `too many tries from your address`: this address (an IPv6 /64)
+    /// joined rooms that do not exist, or took rooms and failed their
+    /// handshake, too often; it is refused for a while.
+    TooManyTries,
     /// `no request within 10 seconds`.
     Late,
     /// `not a smolchat-relay/1 request`.
@@ -110,11 +211,51 @@ pub enum Refusal {
     /// `sent more than 1024 bytes before being paired`: a waiting side may
     /// send a little ahead, not stream into a room.
     TooEarly,
-    /// `nobody joined within SECS seconds`: the room was closed after the
-    /// relay's `--wait`; a server opens a new one.
-    Expired(Duration),
+    /// `nobody joined within SECS seconds`: the room's wait (`--wait`)
+    /// ended; its server may open it again with its key. Holds `SECS
+    /// seconds` as written.
+    Expired(String),
     /// Any other line a relay sent, as read (already made printable).
     Other(String),
+}
+
+impl Refusal {
+    /// The refusal of a room that waited `wait` for nobody.
+    pub fn expired(wait: Duration) -> Refusal {
+        let unit = if wait == Duration::from_secs(1) { "second" } else { "seconds" };
+        Refusal::Expired(format!("{} {unit}", seconds_text(wait)))
+    }
+
+    /// Reads a refusal line back: the fixed lines by their words; an
+    /// unknown one is kept as said.
+    fn parse(text: &str) -> Refusal {
+        let numbered = |prefix: &str, suffix: &str| {
+            text.strip_prefix(prefix)
+                .and_then(|t| t.strip_suffix(suffix))
+                .and_then(|n| room(n).ok())
+        };
+        match text {
+            "relay is full" => return Refusal::Full,
+            "relay is busy" => return Refusal::Busy,
+            "too many rooms from your address" => return Refusal::TooManyRooms,
+            "too many tries from your address" => return Refusal::TooManyTries,
+            "no request within 10 seconds" => return Refusal::Late,
+            "not a smolchat-relay/1 request" => return Refusal::NotARequest,
+            "request longer than 1024 bytes" => return Refusal::TooLong,
+            "sent more than 1024 bytes before being paired" => return Refusal::TooEarly,
+            _ => {}
+        }
+        if let Some(n) = numbered("no room ", "") {
+            return Refusal::NoRoom(n);
+        }
+        if let Some(n) = numbered("room ", " is busy") {
+            return Refusal::RoomBusy(n);
+        }
+        if let Some(after) = text.strip_prefix("nobody joined within ") {
+            return Refusal::Expired(after.to_string());
+        }
+        Refusal::Other(text.to_string())
+    }
 }
 
 impl fmt::Display for Refusal {
@@ -123,17 +264,16 @@ impl fmt::Display for Refusal {
             Refusal::Full => f.write_str("relay is full"),
             Refusal::Busy => f.write_str("relay is busy"),
             Refusal::NoRoom(n) => write!(f, "no room {n}"),
+            Refusal::RoomBusy(n) => write!(f, "room {n} is busy"),
             Refusal::TooManyRooms => f.write_str("too many rooms from your address"),
+            Refusal::TooManyTries => f.write_str("too many tries from your address"),
             Refusal::Late => {
                 write!(f, "no request within {} seconds", REQUEST_DEADLINE.as_secs())
             }
             Refusal::NotARequest => write!(f, "not a {VERSION} request"),
             Refusal::TooLong => write!(f, "request longer than {MAX_LINE} bytes"),
             Refusal::TooEarly => write!(f, "sent more than {MAX_LINE} bytes before being paired"),
-            Refusal::Expired(wait) => {
-                let unit = if *wait == Duration::from_secs(1) { "second" } else { "seconds" };
-                write!(f, "nobody joined within {} {unit}", seconds_text(*wait))
-            }
+            Refusal::Expired(after) => write!(f, "nobody joined within {after}"),
             Refusal::Other(text) => f.write_str(text),
         }
     }
@@ -142,6 +282,8 @@ impl fmt::Display for Refusal {
 /// What the relay tells a chat side, a line at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// `relay`: the answer to `hello`.
+    Relay,
     /// `room N`: the room opened; wait in it for the one who joins.
     Room(Room),
     /// `paired`: from the next byte on, the connection carries the other
@@ -150,6 +292,8 @@ pub enum Reply {
     /// `seen ADDR:PORT`: where the relay sees this side's connection (an
     /// IPv6 address in brackets); only after `paired`, only when asked.
     Seen(SocketAddr),
+    /// `closed`: the answer to `close KEY`.
+    Closed,
     /// A refusal, then the relay closes.
     Refused(Refusal),
 }
@@ -158,9 +302,11 @@ impl Reply {
     /// The line to send, with its `\n`.
     pub fn line(&self) -> String {
         match self {
+            Reply::Relay => "relay\n".to_string(),
             Reply::Room(n) => format!("room {n}\n"),
             Reply::Paired => "paired\n".to_string(),
             Reply::Seen(addr) => format!("seen {}\n", seen(*addr)),
+            Reply::Closed => "closed\n".to_string(),
             Reply::Refused(why) => format!("{why}\n"),
         }
     }
@@ -176,8 +322,11 @@ impl Reply {
             .take(MAX_LINE)
             .map(|&b| if (b' '..=b'~').contains(&b) { b as char } else { '?' })
             .collect();
-        if text == "paired" {
-            return Reply::Paired;
+        match text.as_str() {
+            "relay" => return Reply::Relay,
+            "paired" => return Reply::Paired,
+            "closed" => return Reply::Closed,
+            _ => {}
         }
         if let Some(n) = text.strip_prefix("room ").and_then(|n| room(n).ok()) {
             return Reply::Room(n);
@@ -185,36 +334,8 @@ impl Reply {
         if let Some(addr) = text.strip_prefix("seen ").and_then(|a| a.parse().ok()) {
             return Reply::Seen(addr);
         }
-        Reply::Refused(refusal(&text))
+        Reply::Refused(Refusal::parse(&text))
     }
-}
-
-/// A refusal line read back into what it means; an unknown one is kept as
-/// said.
-fn refusal(text: &str) -> Refusal {
-    let known = [
-        Refusal::Full,
-        Refusal::Busy,
-        Refusal::TooManyRooms,
-        Refusal::Late,
-        Refusal::NotARequest,
-        Refusal::TooLong,
-        Refusal::TooEarly,
-    ];
-    if let Some(known) = known.into_iter().find(|r| r.to_string() == text) {
-        return known;
-    }
-    if let Some(n) = text.strip_prefix("no room ").and_then(|n| room(n).ok()) {
-        return Refusal::NoRoom(n);
-    }
-    let expired = text
-        .strip_prefix("nobody joined within ")
-        .and_then(|t| t.strip_suffix(" seconds").or_else(|| t.strip_suffix(" second")));
-    // Read back as `--wait` was given: the one reader of seconds.
-    if let Some(wait) = expired.and_then(|t| crate::cli::seconds("--wait", t).ok()) {
-        return Refusal::Expired(wait);
-    }
-    Refusal::Other(text.to_string())
 }
 
 /// An address as `seen` writes it: IPv4 for an IPv4 peer of a dual-stack
@@ -242,22 +363,36 @@ mod tests {
 
     #[test]
     fn requests_round_trip() {
+        let key: Key = [0xab; 16];
+        let hex = "abababababababababababababababab";
         let all = [
-            (Request::Open { direct: false }, "smolchat-relay/1 open\n"),
-            (Request::Open { direct: true }, "smolchat-relay/1 open direct\n"),
-            (Request::Join { room: 7, direct: false }, "smolchat-relay/1 join 7\n"),
+            (Request::Hello, "smolchat-relay/1 hello\n".to_string()),
+            (Request::Open { key: None, direct: false }, "smolchat-relay/1 open\n".into()),
+            (Request::Open { key: None, direct: true }, "smolchat-relay/1 open direct\n".into()),
             (
-                Request::Join { room: 4294967295, direct: true },
-                "smolchat-relay/1 join 4294967295 direct\n",
+                Request::Open { key: Some(key), direct: false },
+                format!("smolchat-relay/1 open {hex}\n"),
             ),
+            (
+                Request::Open { key: Some(key), direct: true },
+                format!("smolchat-relay/1 open {hex} direct\n"),
+            ),
+            (Request::Join { room: 7, direct: false }, "smolchat-relay/1 join 7\n".into()),
+            (
+                Request::Join { room: MAX_ROOM, direct: true },
+                "smolchat-relay/1 join 9999999 direct\n".into(),
+            ),
+            (Request::Close { key }, format!("smolchat-relay/1 close {hex}\n")),
         ];
         for (request, line) in all {
             assert_eq!(request.line(), line);
             let bare = line.strip_suffix('\n').unwrap().as_bytes();
             assert_eq!(Request::parse(bare), Ok(request), "{line:?}");
         }
-        assert_eq!(Request::parse(b"smolchat-relay/1 open\r"), Ok(Request::Open { direct: false }));
+        let open = Request::Open { key: None, direct: false };
+        assert_eq!(Request::parse(b"smolchat-relay/1 open\r"), Ok(open));
         assert!(Request::Join { room: 1, direct: true }.direct());
+        assert!(!Request::Hello.direct());
     }
 
     #[test]
@@ -277,8 +412,16 @@ mod tests {
             b"smolchat-relay/1 join 07",
             b"smolchat-relay/1 join -7",
             b"smolchat-relay/1 join +7",
+            b"smolchat-relay/1 join 10000000",
             b"smolchat-relay/1 join 4294967296",
             b"smolchat-relay/1 join 99999999999",
+            b"smolchat-relay/1 hello direct",
+            b"smolchat-relay/1 close",
+            b"smolchat-relay/1 close abababababababababababababababa",
+            b"smolchat-relay/1 close ABABABABABABABABABABABABABABABAB",
+            b"smolchat-relay/1 close abababababababababababababababab direct",
+            b"smolchat-relay/1 open abababababababababababababababag",
+            b"smolchat-relay/1 open direct abababababababababababababababab",
             b"smolchat-relay/1 join 7 7",
             b"smolchat-relay/1 join seven",
             b"smolchat-relay/1 open\r\r",
@@ -294,32 +437,37 @@ mod tests {
     #[test]
     fn replies_round_trip() {
         let all = [
+            (Reply::Relay, "relay\n"),
             (Reply::Room(1), "room 1\n"),
+            (Reply::Room(MAX_ROOM), "room 9999999\n"),
             (Reply::Paired, "paired\n"),
+            (Reply::Closed, "closed\n"),
             (Reply::Seen("192.0.2.1:2000".parse().unwrap()), "seen 192.0.2.1:2000\n"),
             (Reply::Seen("[2001:db8::1]:9".parse().unwrap()), "seen [2001:db8::1]:9\n"),
             (Reply::Refused(Refusal::Full), "relay is full\n"),
             (Reply::Refused(Refusal::Busy), "relay is busy\n"),
             (Reply::Refused(Refusal::NoRoom(7)), "no room 7\n"),
+            (Reply::Refused(Refusal::RoomBusy(4711)), "room 4711 is busy\n"),
             (Reply::Refused(Refusal::TooManyRooms), "too many rooms from your address\n"),
+            (Reply::Refused(Refusal::TooManyTries), "too many tries from your address\n"),
             (Reply::Refused(Refusal::Late), "no request within 10 seconds\n"),
             (Reply::Refused(Refusal::NotARequest), "not a smolchat-relay/1 request\n"),
             (Reply::Refused(Refusal::TooLong), "request longer than 1024 bytes\n"),
             (Reply::Refused(Refusal::TooEarly), "sent more than 1024 bytes before being paired\n"),
             (
-                Reply::Refused(Refusal::Expired(Duration::from_secs(600))),
+                Reply::Refused(Refusal::expired(Duration::from_secs(600))),
                 "nobody joined within 600 seconds\n",
             ),
             (
-                Reply::Refused(Refusal::Expired(Duration::from_millis(1500))),
+                Reply::Refused(Refusal::expired(Duration::from_millis(1500))),
                 "nobody joined within 1.5 seconds\n",
             ),
             (
-                Reply::Refused(Refusal::Expired(Duration::from_secs(1))),
+                Reply::Refused(Refusal::expired(Duration::from_secs(1))),
                 "nobody joined within 1 second\n",
             ),
             (
-                Reply::Refused(Refusal::Expired(Duration::from_millis(20))),
+                Reply::Refused(Refusal::expired(Duration::from_millis(20))),
                 "nobody joined within 0.02 seconds\n",
             ),
         ];
@@ -341,7 +489,9 @@ mod tests {
             Reply::parse(b"\x1b[2Jgotcha\xff"),
             Reply::Refused(Refusal::Other("?[2Jgotcha?".into()))
         );
-        assert_eq!(Reply::parse(b"room 0"), Reply::Refused(Refusal::Other("room 0".into())));
+        for odd in ["room 0", "room 10000000", "room 5 is busy now", "no room 07"] {
+            assert_eq!(Reply::parse(odd.as_bytes()), Reply::Refused(Refusal::Other(odd.into())));
+        }
         let long = Reply::parse(&[b'x'; 5000]);
         assert_eq!(long.line().len(), MAX_LINE + 1);
     }

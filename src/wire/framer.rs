@@ -79,6 +79,26 @@ impl<R> Framer<R> {
         }
     }
 
+    /// A framer over `src` that starts with `held`, bytes already read from
+    /// it (by whoever read the lines before): what a line reader hands on
+    /// to the next reader of the same stream.
+    pub fn resume(src: R, max_line: usize, held: Vec<u8>) -> Self {
+        let mut framer = Framer::new(src, max_line);
+        framer.end = held.len();
+        framer.buf = held;
+        framer
+    }
+
+    /// The source, and the bytes read from it but not yet handed out, for
+    /// whoever reads the stream next ([`Framer::resume`], or a record
+    /// reader after a handshake's lines).
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        let mut held = self.buf;
+        held.truncate(self.end);
+        held.drain(..self.start);
+        (self.src, held)
+    }
+
     /// The longest line this framer accepts.
     pub fn max_line(&self) -> usize {
         self.max_line
@@ -316,6 +336,24 @@ mod tests {
 
     fn line(s: &str) -> Result<String, Frame> {
         Ok(s.to_string())
+    }
+
+    #[test]
+    fn a_reader_hands_on_what_follows_its_lines() {
+        // Begun by another reader; then bytes that are not this reader's.
+        let src = &b"ond\nrest\x00\xff"[..];
+        let mut framer = Framer::resume(src, 8, b"first\nsec".to_vec());
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
+        assert_eq!(framer.line(), b"first");
+        assert_eq!(block_on(framer.next()).unwrap(), Frame::Line);
+        assert_eq!(framer.line(), b"second");
+        // Read ahead or still in the source, nothing is lost.
+        let (mut src, mut held) = framer.into_parts();
+        block_on(src.read_to_end(&mut held)).unwrap();
+        assert_eq!(held, b"rest\x00\xff");
+        // Nothing read yet: nothing held.
+        let (_, held) = Framer::new(&b"x\n"[..], 8).into_parts();
+        assert!(held.is_empty());
     }
 
     #[test]

@@ -15,8 +15,8 @@ use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use futures_lite::FutureExt;
 use smol::Async;
 
-use crate::error::Error;
 use crate::turn::{send_timed_out, PeerSocket};
+use crate::wire::error::Error;
 
 #[cfg(unix)]
 pub mod shared_port;

@@ -1,0 +1,59 @@
+//! The wire: what crosses the network, and how long anyone waits for it.
+//! The one line framer, the network edge (bind, connect, a clean close), the
+//! words of an error, the relay's lines (read by both ends), and
+//! [`within`], the one way to wait with a deadline.
+//!
+//! Nothing here knows about turns, terminals, private chats or the relay's
+//! rooms: every other room of the program stands on this one.
+
+pub mod error;
+pub mod framer;
+pub mod net;
+pub mod relay;
+
+use std::future::Future;
+use std::time::Instant;
+
+use futures_lite::future;
+
+/// `work`, unless `deadline` passes first: then `None`, and `work` is
+/// dropped. Every bounded wait in smolchat goes through here, so an
+/// unbounded one stands out; the caller says in its own words what was late.
+///
+/// Work that is done at once costs no timer: a send that fits in the
+/// socket's buffer, a line already read.
+pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    if let Some(done) = future::poll_once(work.as_mut()).await {
+        return Some(done);
+    }
+    // The work first: when both are ready, what was done counts.
+    let late = async {
+        smol::Timer::at(deadline).await;
+        None
+    };
+    future::or(async { Some(work.await) }, late).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn work_done_in_time_is_kept_and_late_work_is_dropped() {
+        smol::block_on(async {
+            let soon = Instant::now() + Duration::from_secs(20);
+            assert_eq!(within(soon, async { 7 }).await, Some(7));
+            let quick = async {
+                smol::Timer::after(Duration::from_millis(10)).await;
+                8
+            };
+            assert_eq!(within(soon, quick).await, Some(8));
+            let past = Instant::now();
+            assert_eq!(within(past, future::pending::<()>()).await, None);
+            // Ready at once wins even past the deadline.
+            assert_eq!(within(past, async { 9 }).await, Some(9));
+        });
+    }
+}
