@@ -12,7 +12,7 @@ pub mod net;
 pub mod relay;
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
@@ -33,6 +33,28 @@ pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> 
         None
     };
     future::or(async { Some(work.await) }, late).await
+}
+
+/// The variable by which the tests' builds shorten the protocol's fixed
+/// deadlines (see [`deadline`]).
+pub const DEADLINE_DIVISOR: &str = "SMOLCHAT_TEST_DEADLINE_DIVISOR";
+
+/// One of the protocol's fixed deadlines, `normal` long: the private
+/// handshake's, the relay's first line, the direct attempt. A build with
+/// debug assertions (the one `cargo test` runs) divides it by
+/// `SMOLCHAT_TEST_DEADLINE_DIVISOR` when that is set to a whole number, so
+/// that a test of what happens at a deadline need not wait it out; any
+/// other build reads nothing.
+pub fn deadline(normal: Duration) -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(divisor) = std::env::var(DEADLINE_DIVISOR)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|&d| d > 0)
+    {
+        return normal / divisor;
+    }
+    normal
 }
 
 #[cfg(test)]
