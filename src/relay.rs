@@ -28,9 +28,12 @@ pub mod rooms;
 pub mod strikes;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, FutureExt};
@@ -418,35 +421,48 @@ async fn hold(relay: &Relay, room: Room, turn: u32, until: Instant) {
 /// A pair's life, from its first line to its last, for the operator; then
 /// its room is held for its server, if it has a key. Ends at once when its
 /// server opens the room again or closes it (the joiner failed the
-/// handshake): both connections are closed.
-async fn chat(relay: Rc<Relay>, mut pair: Pair, early: [u64; 2], room: Room, turn: u32) {
-    status(&format!("pair formed ({})", relay.load()));
-    let started = Instant::now();
-    let taken_back = future::or(
-        async {
-            (&mut pair).await;
-            false
-        },
-        async {
-            relay.turn_ended(room, turn).await;
-            true
-        },
-    )
-    .await;
-    let copied = pair.copied();
-    drop(pair);
-    let held = !taken_back && relay.rooms.borrow_mut().pair_ended(room, turn, relay.now());
-    let until = Instant::now() + relay.hold;
-    status(&format!(
-        "pair ended after {} s, {} and {} bytes ({})",
-        started.elapsed().as_secs(),
-        copied[0] + early[0],
-        copied[1] + early[1],
-        relay.load()
-    ));
-    if held {
-        hold(&relay, room, turn, until).await;
+/// handshake): both connections are closed. The copy and the room are
+/// watched by one small future, so that an idle pair's task holds little
+/// more than the pair: written as a block that uses the pair where it was
+/// moved in (an `async fn` would move its argument once more, into a
+/// second place in the task).
+fn chat(
+    relay: Rc<Relay>,
+    mut pair: Pair,
+    early: [u64; 2],
+    room: Room,
+    turn: u32,
+) -> impl Future<Output = ()> {
+    async move {
+        status(&format!("pair formed ({})", relay.load()));
+        let started = Instant::now();
+        let taken_back = future::poll_fn(|cx| {
+            if Pin::new(&mut pair).poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            relay.rooms.borrow_mut().poll_ended(room, turn, cx).map(|()| true)
+        })
+        .await;
+        let copied = pair.copied();
+        drop(pair);
+        let held = !taken_back && relay.rooms.borrow_mut().pair_ended(room, turn, relay.now());
+        status(&format!(
+            "pair ended after {} s, {} and {} bytes ({})",
+            started.elapsed().as_secs(),
+            copied[0] + early[0],
+            copied[1] + early[1],
+            relay.load()
+        ));
+        if held {
+            let until = Instant::now() + relay.hold;
+            relay.executor.spawn(hold_task(relay.clone(), room, turn, until)).detach();
+        }
     }
+}
+
+/// [`hold`] in a task of its own.
+async fn hold_task(relay: Rc<Relay>, room: Room, turn: u32, until: Instant) {
+    hold(&relay, room, turn, until).await
 }
 
 /// What a side is sent once paired: `paired`, `seen ADDR:PORT` if it asked,
