@@ -426,6 +426,7 @@ async fn hold(relay: &Relay, room: Room, turn: u32, until: Instant) {
 /// more than the pair: written as a block that uses the pair where it was
 /// moved in (an `async fn` would move its argument once more, into a
 /// second place in the task).
+#[allow(clippy::manual_async_fn)] // on purpose: see above
 fn chat(
     relay: Rc<Relay>,
     mut pair: Pair,
