@@ -313,7 +313,6 @@ fn close(relay: &Relay, key: &Key, now: u32) {
 enum InRoom {
     Joined(Box<Joiner>),
     Ended,
-    Readable,
     Left,
     TooEarly,
 }
@@ -350,7 +349,7 @@ async fn wait_in_room(
             return;
         }
         Some(InRoom::Ended) => return,
-        Some(InRoom::Left | InRoom::Readable) => None,
+        Some(InRoom::Left) => None,
         Some(InRoom::TooEarly) => Some(Refusal::TooEarly),
         None => Some(Refusal::expired(relay.wait)),
     };
@@ -378,19 +377,17 @@ async fn waiting(
     loop {
         // The joiner first: a joiner that came as the owner left still
         // meets what is left of the owner's connection.
-        let joined = future::poll_fn(|cx| {
-            relay.rooms.borrow_mut().poll_joined(room, turn, cx).map(|event| match event {
-                Event::Joined(joiner) => InRoom::Joined(joiner),
-                Event::Ended => InRoom::Ended,
-            })
-        });
-        let readable = async {
-            let _ = stream.readable().await;
-            InRoom::Readable
-        };
-        match joined.or(readable).await {
-            InRoom::Readable => {}
-            other => return other,
+        let event = future::poll_fn(|cx| {
+            if let Poll::Ready(event) = relay.rooms.borrow_mut().poll_joined(room, turn, cx) {
+                return Poll::Ready(Some(event));
+            }
+            stream.poll_readable(cx).map(|_| None)
+        })
+        .await;
+        match event {
+            Some(Event::Joined(joiner)) => return InRoom::Joined(joiner),
+            Some(Event::Ended) => return InRoom::Ended,
+            None => {}
         }
         let room_left = MAX_LINE.saturating_sub(early.len());
         let got = with_scratch(|buf| {

@@ -98,16 +98,22 @@ impl Strikes {
     }
 
     /// Makes room: forgets the addresses whose strikes are all forgiven,
-    /// then, if the table is still nearly full, the half with the fewest.
-    /// Each time frees an eighth of the table or more, so its cost is spread
-    /// over as many strikes.
+    /// then, until a quarter of the table is free, those with no more
+    /// strikes than the average, then any. So each time frees a quarter of
+    /// the table or more, and its cost is spread over as many strikes.
     fn forget(&mut self, now: u32) {
         self.paid_at.retain(|_, &mut paid| paid > now);
-        if self.paid_at.len() >= TRACKED - TRACKED / 8 {
-            let mut all: Vec<u32> = self.paid_at.values().copied().collect();
-            let middle = all.len() / 2;
-            let median = *all.select_nth_unstable(middle).1;
-            self.paid_at.retain(|_, &mut paid| paid > median);
+        let Some(mut over) = self.paid_at.len().checked_sub(TRACKED - TRACKED / 4) else {
+            return;
+        };
+        let sum: u64 = self.paid_at.values().map(|&paid| u64::from(paid)).sum();
+        let average = sum / self.paid_at.len() as u64;
+        for fewest in [true, false] {
+            self.paid_at.retain(|_, &mut paid| {
+                let goes = over > 0 && (!fewest || u64::from(paid) <= average);
+                over -= usize::from(goes);
+                !goes
+            });
         }
     }
 }
