@@ -723,6 +723,25 @@ fn hello_is_answered_relay_and_costs_nothing() {
 }
 
 #[test]
+fn the_check_from_outside_in_the_docs_answers_a_room_number() {
+    // docs/relay.md: `printf 'smolchat-relay/1 open\n' | nc HOST PORT`.
+    if !crate::util::have("nc") {
+        return;
+    }
+    let (_relay, port) = relay(&[]);
+    let mut nc = std::process::Command::new("nc");
+    nc.args(["127.0.0.1", &port.to_string()]);
+    let mut nc = Proc::spawn(nc);
+    nc.send(b"smolchat-relay/1 open\n");
+    let said = nc.stdout_line();
+    let room: u32 = said
+        .strip_prefix("room ")
+        .and_then(|n| n.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("{said:?}"));
+    assert!((1..=9_999_999).contains(&room));
+}
+
+#[test]
 fn a_keyed_room_is_opened_again_under_its_number_from_a_new_connection() {
     let (_relay, port) = relay(&[]);
     let (mut old, room) = open_keyed(port, HOME, &key(1));
