@@ -434,11 +434,20 @@ fn chat(
     async move {
         status(&format!("pair formed ({})", relay.load()));
         let started = Instant::now();
+        // The room is looked up only when some room's turn has ended since
+        // the last look (its waker stays registered meanwhile): a busy
+        // pair's wakes cost no lookup.
+        let mut looked = None;
         let taken_back = future::poll_fn(|cx| {
             if Pin::new(&mut pair).poll(cx).is_ready() {
                 return Poll::Ready(false);
             }
-            relay.rooms.borrow_mut().poll_ended(room, turn, cx).map(|()| true)
+            let mut rooms = relay.rooms.borrow_mut();
+            if looked == Some(rooms.turns_ended()) {
+                return Poll::Pending;
+            }
+            looked = Some(rooms.turns_ended());
+            rooms.poll_ended(room, turn, cx).map(|()| true)
         })
         .await;
         let copied = pair.copied();

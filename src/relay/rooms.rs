@@ -106,6 +106,9 @@ pub struct Rooms<T> {
     numbers: Numbers,
     /// Rooms waiting, paired, held.
     counts: [usize; 3],
+    /// How many turns have ended: a task need not look its room up again
+    /// while this stays the same.
+    turns_ended: u64,
 }
 
 impl<T> Rooms<T> {
@@ -118,6 +121,7 @@ impl<T> Rooms<T> {
             aside: Aside::default(),
             numbers,
             counts: [0; 3],
+            turns_ended: 0,
         }
     }
 
@@ -184,6 +188,7 @@ impl<T> Rooms<T> {
         live.state = State::Waiting;
         live.arrived = None;
         live.turn = live.turn.wrapping_add(1);
+        self.turns_ended += 1;
         if let Some(waker) = live.waker.take() {
             waker.wake();
         }
@@ -326,10 +331,18 @@ impl<T> Rooms<T> {
             self.keys.remove(&key);
         }
         self.counts[live.state as usize] -= 1;
+        self.turns_ended += 1;
         if let Some(waker) = live.waker.take() {
             waker.wake();
         }
         self.aside.keep(room, now);
+    }
+
+    /// How many turns in rooms have ended so far (a room opened again, or
+    /// gone): while it stays the same, [`Rooms::poll_ended`] would say the
+    /// same as before, and need not be asked.
+    pub fn turns_ended(&self) -> u64 {
+        self.turns_ended
     }
 
     /// Where room `room` is in its life, if it is not gone.
