@@ -28,6 +28,10 @@ pub const LINGER: Duration = Duration::from_millis(500);
 /// The most a closing side discards before it gives up on a clean close.
 const LINGER_BYTES: usize = 1 << 20;
 
+/// How long a side waits for each address to answer a connect by default
+/// (`--connect-timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A host as typed, without the brackets an IPv6 literal may come in.
 pub fn unbracket(host: &str) -> &str {
     host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
