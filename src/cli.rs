@@ -338,11 +338,27 @@ fn help_asked<'a>(args: &[&'a str]) -> Result<Vec<&'a str>, String> {
 fn argh_error(output: &str, args: &[&str]) -> String {
     let after_value = output.split_once("' with value '").map(|(_, rest)| rest);
     let refused = after_value.and_then(|rest| {
-        let found = args.iter().filter_map(|arg| rest.strip_prefix(arg)?.strip_prefix("': "));
-        found.min_by_key(|message| message.len())
+        let found = args
+            .iter()
+            .enumerate()
+            .filter_map(|(at, arg)| Some((at, rest.strip_prefix(arg)?.strip_prefix("': ")?)));
+        found.min_by_key(|(_, message)| message.len())
     });
     match refused {
-        Some(message) => message.trim_end().to_string(),
+        // `server 127.0.0.1 2000`: an address where the port goes, as in
+        // `nc -l 127.0.0.1 2000`.
+        Some((at, _))
+            if output.starts_with("Error parsing positional") && bind_address(args[at]).is_ok() =>
+        {
+            let port = args.get(at + 1).filter(|p| p.parse::<u16>().is_ok()).unwrap_or(&"PORT");
+            format!(
+                "invalid port '{address}': an address to listen on goes after --bind, \
+                 as in 'smolchat {command} --bind {address} {port}'",
+                address = args[at],
+                command = args[0],
+            )
+        }
+        Some((_, message)) => message.trim_end().to_string(),
         None => {
             let joined = output.split_whitespace().collect::<Vec<_>>().join(" ");
             let mut chars = joined.trim_end_matches('.').chars();
@@ -362,6 +378,11 @@ fn server_address(args: &[String]) -> Result<(String, u16), String> {
         [host, ..] if host.is_empty() => {
             Err("invalid host '': expected a name or an address".into())
         }
+        // `client 2000`: the port alone, the host forgotten.
+        [text] if text.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "no host given before the port {text}: the server's name or address goes first, \
+             as in 'smolchat client HOST {text}'"
+        )),
         [text] if !text.contains(':') || text.starts_with('[') && text.ends_with(']') => {
             Err(format!("no port given after '{text}': expected HOST PORT or HOST:PORT"))
         }

@@ -154,6 +154,26 @@ fn a_bare_ipv6_address_alone_says_how_to_give_its_port() {
     );
 }
 
+#[test]
+fn a_port_alone_is_a_missing_host() {
+    let line = usage_error(&["client", "2000"], "smolchat client");
+    assert_eq!(
+        line,
+        "smolchat: error: no host given before the port 2000: the server's name or address \
+         goes first, as in 'smolchat client HOST 2000'"
+    );
+}
+
+#[test]
+fn a_server_given_an_address_and_a_port_is_pointed_to_bind() {
+    let line = usage_error(&["server", "127.0.0.1", "2000"], "smolchat server");
+    assert_eq!(
+        line,
+        "smolchat: error: invalid port '127.0.0.1': an address to listen on goes after --bind, \
+         as in 'smolchat server --bind 127.0.0.1 2000'"
+    );
+}
+
 /// A client started with `server` for its HOST and PORT chats with `peer`
 /// once and exits 0; `connected` is the status line it must print.
 fn chat_once(peer: &mut Proc, server: &[&str], connected: &str) {

@@ -212,6 +212,38 @@ fn one_argument_without_a_port() {
 }
 
 #[test]
+fn a_port_alone_is_a_missing_host() {
+    assert_eq!(
+        error(&["client", "2000"]),
+        "no host given before the port 2000: the server's name or address goes first, \
+         as in 'smolchat client HOST 2000'"
+    );
+    // A name or an address alone still misses its port.
+    assert!(error(&["client", "h2000"]).starts_with("no port given after 'h2000'"));
+}
+
+#[test]
+fn an_address_where_the_port_goes_points_to_bind() {
+    assert_eq!(
+        error(&["server", "127.0.0.1", "2000"]),
+        "invalid port '127.0.0.1': an address to listen on goes after --bind, \
+         as in 'smolchat server --bind 127.0.0.1 2000'"
+    );
+    assert_eq!(
+        error(&["relay", "[::1]", "7000"]),
+        "invalid port '[::1]': an address to listen on goes after --bind, \
+         as in 'smolchat relay --bind [::1] 7000'"
+    );
+    assert!(error(&["server", "::"]).ends_with("'smolchat server --bind :: PORT'"));
+    // A name is no address to listen on, and a value of --bind is a value.
+    assert_eq!(
+        error(&["server", "localhost", "2000"]),
+        "invalid port 'localhost': expected a number from 0 to 65535"
+    );
+    assert_eq!(error(&["server", "--bind", "::1", "2000", "3000"]), "unrecognized argument: 3000");
+}
+
+#[test]
 fn an_empty_host_is_a_usage_error() {
     assert_eq!(error(&["client", "", "2000"]), "invalid host '': expected a name or an address");
 }
