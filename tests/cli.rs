@@ -236,7 +236,10 @@ fn port_in_use() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        format!("smolchat: error: cannot listen on 0.0.0.0:{port}: address already in use\n")
+        format!(
+            "smolchat: error: cannot listen on 0.0.0.0:{port}: address already in use \
+             (try another port, or 0 for any free one)\n"
+        )
     );
 }
 
@@ -285,7 +288,10 @@ fn nobody_listening() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        format!("smolchat: error: cannot connect to 127.0.0.1:{port}: connection refused\n")
+        format!(
+            "smolchat: error: cannot connect to 127.0.0.1:{port}: connection refused \
+             (is the server running?)\n"
+        )
     );
 }
 
