@@ -41,7 +41,28 @@ const COMMANDS: &str = "'server', 'client' or 'relay'";
 
 #[derive(FromArgs)]
 /// A two-person, turn-based text chat over TCP.
-#[argh(help_triggers("-h", "--help"))]
+#[argh(
+    help_triggers("-h", "--help"),
+    example = "A plain chat: one person runs the server, the other connects to it
+(HOST: the server's name or address).
+  smolchat server 2000
+  smolchat client HOST 2000",
+    example = "A private chat: the server shows a code; the other person types it
+when the client asks.
+  smolchat server --private 2000
+  smolchat client --private HOST 2000",
+    example = "Through a relay, when neither can reach the other (behind home
+routers): both connect out to it and meet by the server's code.
+  smolchat server --relay RELAY:7000
+  smolchat client --relay RELAY:7000
+With SMOLCHAT_RELAY=RELAY:7000 set, both may leave --relay out.
+'smolchat help relay' says how to run one.",
+    note = "The client speaks first; then each waits for the other's line, in turn.
+To leave, type EXIT or press Ctrl-D; Ctrl-C ends smolchat at once. At the
+server, EXIT ends the chat with this client and waits for the next one,
+and Ctrl-D ends the server.
+'smolchat help COMMAND' lists a command's options."
+)]
 struct Args {
     /// print the version and exit
     #[argh(switch)]
@@ -130,9 +151,25 @@ struct ClientCommand {
 }
 
 #[derive(FromArgs)]
-/// Let two people behind NAT meet: pair them by room number and copy their
-/// sealed bytes both ways.
-#[argh(subcommand, name = "relay", help_triggers("-h", "--help"))]
+/// Run a relay: two people who cannot reach each other meet and chat
+/// through it.
+#[argh(
+    subcommand,
+    name = "relay",
+    help_triggers("-h", "--help"),
+    example = "Run it on a machine both people can reach, its port open to them:
+  smolchat relay 7000
+One person points a server at it; the server shows a code to pass on:
+  smolchat server --relay relay.example.org:7000
+The other points a client at it and types that code when asked:
+  smolchat client --relay relay.example.org:7000
+Or each names the relay once: export SMOLCHAT_RELAY=relay.example.org:7000",
+    note = "Both people only connect out, so their home routers do not stand in
+the way. A chat through a relay is always private: the relay passes it on
+but cannot read it, and never learns the code. When both routers allow
+it, the chat then goes direct (not with --relay-only). docs/relay.md says
+how to run a relay for friends."
+)]
 struct RelayCommand {
     /// local address to listen on: an IPv4 or IPv6 address (default 0.0.0.0)
     #[argh(option, arg_name = "ADDR", default = "ANY", from_str_fn(bind_address))]
