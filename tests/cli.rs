@@ -467,3 +467,24 @@ fn the_client_tries_the_next_address_when_one_refuses() {
             .unwrap_or_else(|e| panic!("the second address was not tried: {e}"));
     assert_eq!(stream.peer_addr().unwrap(), open);
 }
+
+/// A file of the repository, as text.
+fn repository_file(path: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_readme_installs_from_the_lock_file_then_runs_smolchat() {
+    let readme = repository_file("README.md");
+    // A page a newcomer reads through; the details are in docs/.
+    assert!(readme.len() < 8000, "README.md is {} bytes", readme.len());
+    // The versions the tests passed with, not newer ones.
+    assert!(readme.contains("\n```sh\ncargo install --locked --path .\n```\n"));
+    // Then the installed command, not a build run through cargo.
+    assert!(!readme.contains("cargo run"), "cargo run in README.md");
+    assert!(readme.contains("\n```sh\nsmolchat server 2000\nsmolchat client 127.0.0.1 2000\n```\n"));
+    // The tests' command, the one .ci/run runs.
+    assert!(readme.contains("\n```sh\ncargo test\n```\n"));
+    assert!(repository_file(".ci/run").contains("\ncounted cargo test\n"));
+}
