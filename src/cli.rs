@@ -388,11 +388,11 @@ fn argh_error(output: &str, args: &[&str]) -> String {
             if output.starts_with("Error parsing positional") && bind_address(args[at]).is_ok() =>
         {
             let port = args.get(at + 1).filter(|p| p.parse::<u16>().is_ok()).unwrap_or(&"PORT");
+            let command = args.iter().find(|word| is_command(word)).unwrap_or(&"server");
             format!(
                 "invalid port '{address}': an address to listen on goes after --bind, \
                  as in 'smolchat {command} --bind {address} {port}'",
                 address = args[at],
-                command = args[0],
             )
         }
         Some((_, message)) => message.trim_end().to_string(),

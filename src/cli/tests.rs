@@ -235,6 +235,7 @@ fn an_address_where_the_port_goes_points_to_bind() {
          as in 'smolchat relay --bind [::1] 7000'"
     );
     assert!(error(&["server", "::"]).ends_with("'smolchat server --bind :: PORT'"));
+    assert!(error(&["--version", "relay", "::", "1"]).ends_with("'smolchat relay --bind :: 1'"));
     // A name is no address to listen on, and a value of --bind is a value.
     assert_eq!(
         error(&["server", "localhost", "2000"]),
