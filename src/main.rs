@@ -46,12 +46,16 @@ fn main() -> ExitCode {
 
     // A private client without SMOLCHAT_CODE needs a terminal to ask at.
     #[cfg(feature = "private")]
-    if let Err(usage) = match &config {
-        Config::Server(s) if s.private => smolchat::private::check_code_source(true),
-        Config::Client(c) if c.private => smolchat::private::check_code_source(false),
+    if let Err((message, command)) = match &config {
+        Config::Server(s) if s.private => {
+            smolchat::private::check_code_source(true).map_err(|m| (m, "smolchat server"))
+        }
+        Config::Client(c) if c.private => {
+            smolchat::private::check_code_source(false).map_err(|m| (m, "smolchat client"))
+        }
         _ => Ok(()),
     } {
-        return usage_error(usage);
+        return usage_error(cli::Usage { message: message.into(), command: command.into() });
     }
 
     // A keyboard that can never be read is said before anything starts.

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_lite::FutureExt;
 
-use crate::cli::Usage;
 use crate::terminal::keyboard::Keys as Typed;
 use crate::turn::{Ending, Failure, PeerSocket, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::Error;
@@ -36,34 +35,34 @@ pub const WRONG_CODE_PAUSE: Duration = Duration::from_secs(1);
 /// Wrong codes after which the server's code is replaced (or it ends).
 pub const GUESSES: u32 = 3;
 
-/// The code from `SMOLCHAT_CODE`: `Ok(None)` when it is not set, a usage
-/// error when it holds nothing.
-fn code_from_environment(command: &str) -> Result<Option<String>, Usage> {
+/// The code from `SMOLCHAT_CODE`: `Ok(None)` when it is not set; what is
+/// wrong with it when it holds nothing usable (a usage error at the start).
+fn code_from_environment() -> Result<Option<String>, &'static str> {
     let Some(value) = std::env::var_os(CODE_VARIABLE) else { return Ok(None) };
-    let usage = |message: &str| Usage { message: message.into(), command: command.into() };
-    let value = value.into_string().map_err(|_| usage("SMOLCHAT_CODE is not valid UTF-8"))?;
-    code::normalise(&value).map(Some).ok_or_else(|| usage("SMOLCHAT_CODE is empty"))
+    let value = value.into_string().map_err(|_| "SMOLCHAT_CODE is not valid UTF-8")?;
+    code::normalise(&value).map(Some).ok_or("SMOLCHAT_CODE is empty")
 }
 
 /// Checks before anything starts that a private side will have a code: a
-/// client without `SMOLCHAT_CODE` needs a terminal to ask at.
-pub fn check_code_source(server: bool) -> Result<(), Usage> {
-    let command = if server { "smolchat server" } else { "smolchat client" };
-    if code_from_environment(command)?.is_none() && !server && !io::stdin().is_terminal() {
-        return Err(Usage {
-            message:
-                "--private needs the code: set SMOLCHAT_CODE, or run at a terminal to be asked"
-                    .into(),
-            command: command.into(),
-        });
+/// client without `SMOLCHAT_CODE` needs a terminal to ask at. The error is
+/// a usage error's message.
+pub fn check_code_source(server: bool) -> Result<(), &'static str> {
+    if code_from_environment()?.is_none() && !server && !io::stdin().is_terminal() {
+        return Err(
+            "--private needs the code: set SMOLCHAT_CODE, or run at a terminal to be asked",
+        );
     }
     Ok(())
 }
 
+/// A code from `SMOLCHAT_CODE` that cannot be used, met after the start.
+fn no_code(why: &str) -> Error {
+    Error { what: "no code".into(), error: io::Error::other(why) }
+}
+
 /// The client's code: `SMOLCHAT_CODE`, or asked at the terminal.
 pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Typed<K>) -> Result<String, Error> {
-    let usage = |e: Usage| Error { what: "no code".into(), error: io::Error::other(e.message) };
-    if let Some(code) = code_from_environment("smolchat client").map_err(usage)? {
+    if let Some(code) = code_from_environment().map_err(no_code)? {
         return Ok(code);
     }
     let line = keys
@@ -87,8 +86,7 @@ pub struct Server {
 impl Server {
     /// Takes `SMOLCHAT_CODE` or makes a code, and shows a made one.
     pub fn new<S: Screen>(screen: &mut S) -> Result<Server, Error> {
-        let from_env = code_from_environment("smolchat server")
-            .map_err(|e| Error { what: "no code".into(), error: io::Error::other(e.message) })?;
+        let from_env = code_from_environment().map_err(no_code)?;
         let server = match from_env {
             Some(code) => Server { code, generated: false, wrong: 0 },
             None => Server { code: new_code()?, generated: true, wrong: 0 },

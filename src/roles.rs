@@ -1,11 +1,12 @@
 //! The server and client roles: a connection's life around the turn loop,
 //! with the real socket, keyboard and screen.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 
-use crate::cli::{ClientConfig, ServerConfig};
+use crate::allow::Admission;
 #[cfg(feature = "private")]
 use crate::private::direct::Offer;
 use crate::terminal::keyboard::Keys;
@@ -13,6 +14,49 @@ use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::{self, Error};
 use crate::wire::framer::Framer;
 use crate::wire::net::{self, Connection};
+use crate::wire::relay::Address;
+
+/// Settings of `smolchat server`.
+#[derive(Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Local address.
+    pub bind: IpAddr,
+    /// Local port; 0 lets the system pick one.
+    pub port: u16,
+    /// Drop a silent client after this long on its turn.
+    pub idle_timeout: Option<Duration>,
+    /// Longest message.
+    pub max_line: usize,
+    /// A private chat (`--private`, or implied by a relay).
+    pub private: bool,
+    /// Who may join (`--allow`, `--deny`).
+    pub admission: Admission,
+    /// Meet the client through this relay instead of listening.
+    pub relay: Option<Address>,
+    /// With a relay: never try a direct connection (`--relay-only`).
+    pub relay_only: bool,
+}
+
+/// Settings of `smolchat client`.
+#[derive(Debug, PartialEq)]
+pub struct ClientConfig {
+    /// Server name or address, as typed; the relay's when relayed.
+    pub host: String,
+    /// Server port; the relay's when relayed.
+    pub port: u16,
+    /// Time allowed for resolving and for each address.
+    pub connect_timeout: Duration,
+    /// Drop a silent server after this long on its turn.
+    pub idle_timeout: Option<Duration>,
+    /// Longest message.
+    pub max_line: usize,
+    /// A private chat (`--private`, or implied by a relay).
+    pub private: bool,
+    /// Meet the server through this relay (`host` and `port` are its).
+    pub relay: Option<Address>,
+    /// With a relay: never try a direct connection (`--relay-only`).
+    pub relay_only: bool,
+}
 
 /// How long the server waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
@@ -114,7 +158,7 @@ where
 #[cfg(feature = "private")]
 async fn serve_relayed<K, S>(
     config: &ServerConfig,
-    relay: &crate::cli::Relay,
+    relay: &Address,
     keys: &mut Keys<K>,
     screen: &mut S,
 ) -> Result<(), Error>
@@ -124,7 +168,7 @@ where
 {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let mut meeting = meet::Server::new(relay, settings.send_timeout())?;
+    let mut meeting = meet::Server::new(relay, config.relay_only, settings.send_timeout())?;
     while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
         let max_line = config.max_line;
         let met = (wire, secrets, offer);
@@ -234,7 +278,7 @@ where
 #[cfg(feature = "private")]
 async fn client_relayed<K, S>(
     config: &ClientConfig,
-    relay: &crate::cli::Relay,
+    relay: &Address,
     code: &str,
     keys: &mut Keys<K>,
     screen: &mut S,
@@ -246,7 +290,8 @@ where
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    let joining = meet::join(relay, code, config.connect_timeout, settings.send_timeout());
+    let joining =
+        meet::join(relay, config.relay_only, code, config.connect_timeout, settings.send_timeout());
     let (wire, early, code, offer) = match keys.unless_left(joining).await {
         Some(joined) => joined?,
         None => return Ok(()),

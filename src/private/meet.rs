@@ -13,34 +13,40 @@ use futures_lite::FutureExt;
 
 use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Keys};
-use super::{code, code_from_environment, Error, GUESSES, HANDSHAKE_TIMEOUT, WRONG_CODE_PAUSE};
-use crate::cli::{Relay, DEFAULT_CONNECT_TIMEOUT};
+use super::{
+    code, code_from_environment, no_code, Error, GUESSES, HANDSHAKE_TIMEOUT, WRONG_CODE_PAUSE,
+};
 use crate::terminal::keyboard::Keys as Typed;
 use crate::turn::{Role, Screen};
-use crate::wire::net::{self, Connection};
-use crate::wire::relay::{self as protocol, Refusal, Reply, Request, Room};
+use crate::wire::net::{self, Connection, DEFAULT_CONNECT_TIMEOUT};
+use crate::wire::relay::{self as protocol, Address, Refusal, Reply, Request, Room};
 
 /// The relay as a person types it: `HOST:PORT`, an IPv6 host in brackets.
-pub fn relay_name(relay: &Relay) -> String {
+pub fn relay_name(relay: &Address) -> String {
     net::host_port(&relay.host, relay.port)
 }
 
 /// Whether this side asks for the direct path: not with `--relay-only`,
 /// and only where sockets can share a port (Unix).
-fn goes_direct(relay: &Relay) -> bool {
-    cfg!(unix) && !relay.relay_only
+fn goes_direct(relay_only: bool) -> bool {
+    cfg!(unix) && !relay_only
 }
 
 /// Resolves the relay and connects to it: the one place where a chat side's
 /// connection to a relay is made. A side that may go direct connects from a
 /// socket whose port its direct attempts can share.
-async fn reach(relay: &Relay, timeout: Duration, send_timeout: Duration) -> Result<Link, Error> {
+async fn reach(
+    relay: &Address,
+    relay_only: bool,
+    timeout: Duration,
+    send_timeout: Duration,
+) -> Result<Link, Error> {
     let name = relay_name(relay);
     let addrs = net::resolve(&relay.host, relay.port, timeout).await.map_err(|e| Error {
         what: format!("cannot resolve relay {}", relay.host),
         error: e.error,
     })?;
-    let direct = goes_direct(relay);
+    let direct = goes_direct(relay_only);
     let stream = net::connect_from(&relay.host, relay.port, &addrs, timeout, direct)
         .await
         .map_err(|e| Error { what: format!("cannot connect to relay {name}"), error: e.error })?;
@@ -170,7 +176,9 @@ impl Link {
 
 /// The server's side of meeting: a room at a time, each with its own code.
 pub struct Server {
-    relay: Relay,
+    relay: Address,
+    /// Never ask for the direct path (`--relay-only`).
+    relay_only: bool,
     /// The words of `SMOLCHAT_CODE`, when set; otherwise each room's words
     /// are made new.
     words: Option<String>,
@@ -181,10 +189,9 @@ pub struct Server {
 
 impl Server {
     /// Takes `SMOLCHAT_CODE`'s words, when set.
-    pub fn new(relay: &Relay, send_timeout: Duration) -> Result<Server, Error> {
-        let words = code_from_environment("smolchat server")
-            .map_err(|e| Error { what: "no code".into(), error: io::Error::other(e.message) })?;
-        Ok(Server { relay: relay.clone(), words, wrong: 0, send_timeout })
+    pub fn new(relay: &Address, relay_only: bool, send_timeout: Duration) -> Result<Server, Error> {
+        let words = code_from_environment().map_err(no_code)?;
+        Ok(Server { relay: relay.clone(), relay_only, words, wrong: 0, send_timeout })
     }
 
     /// Opens rooms at the relay, one after another, until someone joins one
@@ -268,7 +275,8 @@ impl Server {
 
     /// Connects to the relay and opens a room: its number.
     async fn open(&self) -> Result<(Link, Room), Error> {
-        let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, self.send_timeout).await?;
+        let mut link =
+            reach(&self.relay, self.relay_only, DEFAULT_CONNECT_TIMEOUT, self.send_timeout).await?;
         link.request(Request::Open { key: None, direct: link.direct }).await?;
         let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
         match link.reply(Some(deadline)).await? {
@@ -315,13 +323,14 @@ pub fn room_of(code: &str) -> Result<(Room, String), Error> {
 /// connection through the relay, the peer's first bytes (already read), and
 /// the code as the handshake takes it.
 pub async fn join(
-    relay: &Relay,
+    relay: &Address,
+    relay_only: bool,
     code: &str,
     timeout: Duration,
     send_timeout: Duration,
 ) -> Result<(Connection, Vec<u8>, String, Option<Offer>), Error> {
     let (room, code) = room_of(code)?;
-    let mut link = reach(relay, timeout, send_timeout).await?;
+    let mut link = reach(relay, relay_only, timeout, send_timeout).await?;
     link.request(Request::Join { room, direct: link.direct }).await?;
     let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
     match link.reply(Some(deadline)).await? {

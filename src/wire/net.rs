@@ -16,7 +16,7 @@ use futures_lite::FutureExt;
 use smol::Async;
 
 use crate::turn::{send_timed_out, PeerSocket};
-use crate::wire::error::Error;
+use crate::wire::error::{describe, Error};
 
 #[cfg(unix)]
 pub mod shared_port;
@@ -27,6 +27,10 @@ pub const LINGER: Duration = Duration::from_millis(500);
 
 /// The most a closing side discards before it gives up on a clean close.
 const LINGER_BYTES: usize = 1 << 20;
+
+/// How long a side waits for each address to answer a connect by default
+/// (`--connect-timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A host as typed, without the brackets an IPv6 literal may come in.
 pub fn unbracket(host: &str) -> &str {
@@ -84,9 +88,19 @@ pub fn check_descriptors(_count: usize) -> Result<(), Error> {
 /// Binds a listening socket on `ip:port`.
 pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, Error> {
     let addr = SocketAddr::new(ip, port);
-    TcpListener::bind(addr)
-        .await
-        .map_err(|error| Error { what: format!("cannot listen on {addr}"), error })
+    TcpListener::bind(addr).await.map_err(|error| Error {
+        what: format!("cannot listen on {addr}"),
+        error: hinted(error, io::ErrorKind::AddrInUse, "try another port, or 0 for any free one"),
+    })
+}
+
+/// `error` with the next step after its words when it is of `kind`, as in
+/// `connection refused (is the server running?)`; its kind stays.
+fn hinted(error: io::Error, kind: io::ErrorKind, hint: &str) -> io::Error {
+    match error.kind() == kind {
+        true => io::Error::new(kind, format!("{} ({hint})", describe(&error))),
+        false => error,
+    }
 }
 
 /// Resolves `host` (a name, an IP literal, or a bracketed IPv6 literal),
@@ -114,7 +128,10 @@ pub async fn connect(
     addrs: &[SocketAddr],
     timeout: Duration,
 ) -> Result<TcpStream, Error> {
-    connect_from(host, port, addrs, timeout, false).await
+    let refused = io::ErrorKind::ConnectionRefused;
+    connect_from(host, port, addrs, timeout, false)
+        .await
+        .map_err(|e| Error { error: hinted(e.error, refused, "is the server running?"), ..e })
 }
 
 /// As [`connect`]; with `shared`, from a socket whose local port later
@@ -460,9 +477,13 @@ mod tests {
         let addrs = [SocketAddr::from(([127, 0, 0, 1], port))];
         let err =
             smol::block_on(connect("127.0.0.1", port, &addrs, Duration::from_secs(5))).unwrap_err();
+        // The next step is said, and the kind kept for code that asks it.
+        assert_eq!(err.error.kind(), io::ErrorKind::ConnectionRefused);
         assert_eq!(
             err.to_string(),
-            format!("cannot connect to 127.0.0.1:{port}: connection refused")
+            format!(
+                "cannot connect to 127.0.0.1:{port}: connection refused (is the server running?)"
+            )
         );
     }
 }
