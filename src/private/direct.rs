@@ -28,8 +28,8 @@ use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures_lite::FutureExt;
 use hkdf::Hkdf;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
-use super::handshake::same;
 use super::record::{self, Opener, Refusal, Sealer, DIRECT};
 use crate::turn::Role;
 
@@ -228,13 +228,13 @@ pub async fn prove<S: AsyncRead + AsyncWrite + Unpin>(
         link.read_exact(&mut heard_tag).await?;
     } else {
         link.read_exact(&mut heard_tag).await?;
-        if !same(&heard_tag, &their_tag) {
+        if !bool::from(heard_tag.ct_eq(&their_tag)) {
             return Err(not_proven());
         }
         link.write_all(&my_tag).await?;
     }
     link.flush().await?;
-    match same(&heard_tag, &their_tag) {
+    match bool::from(heard_tag.ct_eq(&their_tag)) {
         true => Ok(()),
         false => Err(not_proven()),
     }
@@ -246,11 +246,10 @@ fn tag(key: &[u8; 32], role: &str, own: &[u8], other: &[u8]) -> [u8; TAG] {
     info.extend_from_slice(own);
     info.extend_from_slice(other);
     let mut out = [0u8; TAG];
-    // A 32-byte key is a valid pseudorandom key, and 32 bytes of output
-    // are far below HKDF-SHA256's limit.
-    if let Ok(prk) = Hkdf::<Sha256>::from_prk(key) {
-        let _ = prk.expand(&info, &mut out);
-    }
+    Hkdf::<Sha256>::from_prk(key)
+        .expect("a 32-byte key is a valid HKDF-SHA256 pseudorandom key")
+        .expand(&info, &mut out)
+        .expect("32 bytes are within HKDF-SHA256's output limit");
     out
 }
 

@@ -14,6 +14,22 @@ async fn pair() -> (TcpStream, TcpStream) {
 }
 
 #[test]
+fn a_tag_is_hkdf_expand_of_the_key_the_role_and_both_nonces() {
+    let own: Vec<u8> = (0..16).collect();
+    let other: Vec<u8> = (16..32).collect();
+    let server = tag(&[7u8; 32], "server", &own, &other);
+    // HMAC-SHA256(key, "smolchat-direct/1 server " ‖ own ‖ other ‖ 0x01),
+    // computed apart from this code (Python's hmac).
+    let want = "94256130584c826ae489c2e1296a52e866987c7827c0f8ac3a366ab2f770f967";
+    let got: String = server.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, want);
+    // Each input counts; none falls back to the same bytes.
+    assert_ne!(tag(&[8u8; 32], "server", &own, &other), server);
+    assert_ne!(tag(&[7u8; 32], "client", &own, &other), server);
+    assert_ne!(tag(&[7u8; 32], "server", &other, &own), server);
+}
+
+#[test]
 fn the_same_key_proves_both_ways() {
     block_on(async {
         let (mut s, mut c) = pair().await;
