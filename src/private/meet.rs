@@ -141,7 +141,8 @@ impl Link {
     /// Where this side offers to be reached directly, if it asked.
     fn offer(&self) -> Option<Offer> {
         let local = self.wire.local_addr().ok()?;
-        self.seen.map(|seen| Offer { local, seen })
+        let relay = self.wire.peer_addr().ok()?;
+        self.seen.map(|seen| Offer { local, seen, relay })
     }
 
     /// A connection failure, naming the relay.
