@@ -47,10 +47,8 @@ pub const DEADLINE_DIVISOR: &str = "SMOLCHAT_TEST_DEADLINE_DIVISOR";
 /// other build reads nothing.
 pub fn deadline(normal: Duration) -> Duration {
     #[cfg(debug_assertions)]
-    if let Some(divisor) = std::env::var(DEADLINE_DIVISOR)
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|&d| d > 0)
+    if let Some(divisor) =
+        std::env::var(DEADLINE_DIVISOR).ok().and_then(|v| v.parse::<u32>().ok()).filter(|&d| d > 0)
     {
         return normal / divisor;
     }

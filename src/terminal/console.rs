@@ -325,7 +325,9 @@ mod tests {
             tty.highlight("the code is 7-brave-quiet-otters");
             let shown = String::from_utf8_lossy(&drawn.borrow()).into_owned();
             let want = match colour {
-                true => "\x1b[1;33msmolchat:\x1b[0m \x1b[1;33mthe code is 7-brave-quiet-otters\x1b[0m\n",
+                true => {
+                    "\x1b[1;33msmolchat:\x1b[0m \x1b[1;33mthe code is 7-brave-quiet-otters\x1b[0m\n"
+                }
                 false => "smolchat: the code is 7-brave-quiet-otters\n",
             };
             assert!(shown.contains(want), "{shown:?}");
