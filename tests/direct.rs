@@ -76,6 +76,13 @@ fn tap(relay_port: u16, forged_seen: Option<String>) -> (u16, Seen) {
     let seen = Arc::new(Mutex::new((Vec::new(), Vec::new())));
     let log = seen.clone();
     thread::spawn(move || {
+        // A side first asks whether the relay is one (its probe): passed
+        // on untapped.
+        let probe = raw_accept(&listener);
+        let relay = TcpStream::connect(("127.0.0.1", relay_port)).expect("tap to the relay");
+        let up = crate::util::forward(probe.try_clone().unwrap(), relay.try_clone().unwrap());
+        crate::util::forward(relay, probe).join().unwrap();
+        up.join().unwrap();
         let side = raw_accept(&listener);
         let relay = TcpStream::connect(("127.0.0.1", relay_port)).expect("tap to the relay");
         let up_log = log.clone();
