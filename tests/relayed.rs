@@ -308,17 +308,43 @@ fn a_joiner_that_never_starts_the_handshake_costs_nothing() {
     assert!(!said.contains("wrong code"), "{said}");
 }
 
+/// Passes each connection on to the relay at `relay_port` from an address
+/// of its own, 127.0.0.2 and up: many guessers, as the relay sees them
+/// (it refuses one address that fails too many handshakes, and a server
+/// on the same address as its guessers would be refused with them).
+fn from_many_addresses(relay_port: u16) -> u16 {
+    let (listener, port) = raw_listener();
+    thread::spawn(move || {
+        for n in 2u8.. {
+            let side = raw_accept(&listener);
+            let from = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(127, 0, 0, n), 0);
+            let to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, relay_port);
+            let fd = rustix::net::socket(
+                rustix::net::AddressFamily::INET,
+                rustix::net::SocketType::STREAM,
+                None,
+            )
+            .unwrap();
+            rustix::net::bind(&fd, &from).unwrap();
+            rustix::net::connect(&fd, &to).unwrap();
+            pair(&side, &TcpStream::from(fd));
+        }
+    });
+    port
+}
+
 #[test]
 fn ten_wrong_codes_in_a_run_end_a_relayed_server() {
     let (_relay, port) = relay(&[]);
     let at = format!("127.0.0.1:{port}");
+    let guessers = format!("127.0.0.1:{}", from_many_addresses(port));
     // The pause after each wrong code, shortened tenfold.
     let mut server = server_with(&at, None, &[], 10);
     let mut code = next_code(&mut server);
     for n in 1..=10 {
         assert_last_error(
             "guess",
-            guess(&at, &code),
+            guess(&guessers, &code),
             "wrong code: the server has a different code",
         );
         if n < 10 {
