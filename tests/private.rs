@@ -731,6 +731,23 @@ mod with_private {
     }
 
     #[test]
+    fn at_a_terminal_a_relayed_client_checks_the_relay_before_any_code() {
+        // Something that is not a relay: said before the code is asked.
+        let (listener, port) = raw_listener();
+        let at = format!("127.0.0.1:{port}");
+        let mut client = Pty::start(&["client", "--relay", &at]);
+        let mut other = raw_accept(&listener);
+        assert_eq!(raw_line(&mut other), b"smolchat-relay/1 hello\n");
+        other.write_all(b"220 mail.example ESMTP\r\n").unwrap();
+        client.expect(&format!(
+            "smolchat: error: {at} is not a smolchat relay: \
+             it answered the relay hello with something else"
+        ));
+        assert_eq!(client.wait().code(), Some(1));
+        assert!(!client.shown().contains("code:"), "{}", client.shown());
+    }
+
+    #[test]
     fn at_a_terminal_the_code_stands_out_in_the_status_colour() {
         let mut server = Pty::start(&["server", "--private", "0"]);
         server.expect("\x1b[1;33mthe code is ");
