@@ -45,7 +45,7 @@ fn main() {
             inner: Box::pin(async {
                 let mut lines = Framer::new(&mut c_in, handshake::MAX_LINE);
                 handshake::hello(&mut lines, &mut c_out, deadline).await?;
-                handshake::client(lines, &mut c_out, "7-purple-sausages", step).await
+                handshake::client(lines, &mut c_out, "7-purple-sausages", step, false).await
             }),
             spent: &mut c,
         };

@@ -326,10 +326,7 @@ pub async fn handshake_client(
 ) -> Result<Secrets, Error> {
     let step = deadline(handshake::STEP);
     let mut writer = wire.clone();
-    let outcome = match with_hello {
-        true => handshake::client_with_hello(lines, &mut writer, code, step).await,
-        false => handshake::client(lines, &mut writer, code, step).await,
-    };
+    let outcome = handshake::client(lines, &mut writer, code, step, with_hello).await;
     let failure = match outcome {
         Ok(secrets) => return Ok(secrets),
         Err(failure) => failure,

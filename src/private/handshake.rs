@@ -182,30 +182,17 @@ async fn answer<R: AsyncRead + Unpin>(
 
 /// The client's side after `ready`: sends its SPAKE2 message, checks the
 /// server's confirmation within `step`, then confirms in turn. Nothing of
-/// the chat is sent before it returns `Ok`.
+/// the chat is sent before it returns `Ok`. Through a relay, where the code
+/// was known before the room was joined (`with_hello`), the hello goes
+/// first in the same write, and its answer is read here: the server, which
+/// gives a joiner only a moment, has both lines at once. One function for
+/// both, so that the binary holds one copy of the client's handshake.
 pub async fn client<R, W>(
     mut lines: Framer<R>,
     writer: &mut W,
     code: &str,
     step: Duration,
-) -> Result<Secrets, Failure>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let (spake, a) = start_client(code);
-    send(writer, &a, Instant::now() + step, Awaited::Reply).await?;
-    finish_client(spake, &mut lines, writer, step).await?.with(lines)
-}
-
-/// The client's side through a relay, where the code was known before the
-/// room was joined: the hello and the SPAKE2 message go in one write, so
-/// that the server, which gives a joiner only a moment, has both at once.
-pub async fn client_with_hello<R, W>(
-    mut lines: Framer<R>,
-    writer: &mut W,
-    code: &str,
-    step: Duration,
+    with_hello: bool,
 ) -> Result<Secrets, Failure>
 where
     R: AsyncRead + Unpin,
@@ -213,8 +200,14 @@ where
 {
     let (spake, a) = start_client(code);
     let deadline = Instant::now() + step;
-    send(writer, &format!("{HELLO}{a}"), deadline, Awaited::Answer).await?;
-    answer(&mut lines, deadline).await?;
+    let (hello, awaited) = match with_hello {
+        true => (HELLO, Awaited::Answer),
+        false => ("", Awaited::Reply),
+    };
+    send(writer, &format!("{hello}{a}"), deadline, awaited).await?;
+    if with_hello {
+        answer(&mut lines, deadline).await?;
+    }
     finish_client(spake, &mut lines, writer, step).await?.with(lines)
 }
 

@@ -25,7 +25,7 @@ where
 {
     let mut lines = Framer::new(reader, handshake::MAX_LINE);
     handshake::hello(&mut lines, writer, soon()).await?;
-    handshake::client(lines, writer, code, STEP).await
+    handshake::client(lines, writer, code, STEP, false).await
 }
 
 /// The server's whole handshake: the hello answered, then the code.
@@ -299,7 +299,7 @@ fn through_a_relay_the_hello_and_the_code_go_at_once_and_early_bytes_are_kept() 
     smol::block_on(async {
         let joiner = async {
             let lines = Framer::new(&mut c_in, handshake::MAX_LINE);
-            handshake::client_with_hello(lines, &mut c_out, "1-a-b", STEP).await
+            handshake::client(lines, &mut c_out, "1-a-b", STEP, true).await
         };
         let host = async {
             // Both lines are there before the server answers either.
