@@ -4,34 +4,59 @@
 //! sizes, never a code or a message: the chat through it is sealed end to
 //! end. It keeps no record and no queue.
 //!
+//! Its rooms have unforeseeable numbers ([`numbers`]); a server that opens
+//! its room with a key gets the same number back when it opens again (after
+//! a joiner who failed the handshake, past `--wait`, after its connection
+//! dropped), and closes it when its code is spent ([`rooms`]); the numbers
+//! of rooms that are gone are kept aside for an hour ([`aside`]). Addresses
+//! that try numbers are struck and refused for a while ([`strikes`]), and
+//! one address ([`address`]: IPv4, or IPv6 /64) holds at most 16 ends.
+//!
 //! Every connection and pair is a task on one executor on the main thread.
 //! The relay touches only the network edge (`net`, `error`); never the
 //! terminal, the turn loop or the private chats. Its wire lines are in
 //! [`crate::wire::relay`], shared with the chat side.
 
+pub mod address;
+pub mod aside;
 pub mod descriptors;
 pub mod listener;
 pub mod lobby;
+pub mod numbers;
 pub mod pair;
 pub mod rooms;
+pub mod strikes;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, FutureExt};
 use smol::{Async, LocalExecutor, Timer};
 
 use crate::wire::error::{describe, Error};
-use crate::wire::net;
-
-use crate::wire::relay::{self as protocol, Refusal, Reply, Request, Room, MAX_LINE};
+use crate::wire::relay::{
+    self as protocol, Key, Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE,
+};
+use crate::wire::{deadline, net, within};
+use address::Addr;
 use lobby::{Heard, Lobby};
+use numbers::Numbers;
 use pair::{read, with_scratch, Pair};
-use rooms::Rooms;
+use rooms::{Event, Rooms, State};
+use strikes::Strikes;
+
+/// The `--max-chats` a relay gets when none is given: a ceiling, not a
+/// request (it says nothing when its open-file limit holds fewer). The same
+/// as the command line's default, which a test checks.
+pub const DEFAULT_MAX_CHATS: usize = 10_000;
+
+/// How long a keyed room is held after its server's connection went (the
+/// pair ended, the server left, or `--wait` passed), for the server to
+/// open it again with its key under the same number.
+pub const HOLD: Duration = Duration::from_secs(10);
 
 /// How long the relay waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
@@ -75,10 +100,12 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
     }
     let relay = Rc::new(Relay {
         executor: LocalExecutor::new(),
-        rooms: RefCell::new(Rooms::default()),
-        pairs: Cell::new(0),
+        rooms: RefCell::new(Rooms::new(Numbers::new())),
+        strikes: RefCell::new(Strikes::default()),
+        started: Instant::now(),
         capacity: budget.chats,
         wait: config.wait,
+        hold: deadline(HOLD),
         lobby: RefCell::new(Lobby::new(budget.lobby)),
         refused: Cell::new(0),
     });
@@ -89,11 +116,9 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
             .local_addr()
             .map_err(|error| Error { what: "cannot listen".into(), error })?;
         status(&format!("relay listening on {local}"));
-        if let Some(limit) = budget.short {
-            status(&format!(
-                "the open-file limit of {limit} holds {} chats, fewer than --max-chats {}",
-                budget.chats, config.max_chats
-            ));
+        let asked = (config.max_chats != DEFAULT_MAX_CHATS).then_some(config.max_chats);
+        if let Some(note) = descriptors::note(&budget, asked) {
+            status(&note);
         }
         // Accepting is a task like the others, woken only when someone
         // connects: as the executor's main future it would be polled, and
@@ -110,68 +135,53 @@ struct Relay {
     /// Runs every task; the tasks hold the relay, so neither is ever
     /// dropped before the process ends.
     executor: LocalExecutor<'static>,
-    /// The rooms waiting for their joiner; each holds the way to hand the
-    /// joiner over to the task of the one waiting.
-    rooms: RefCell<Rooms<Rc<Handover>>>,
-    /// Pairs being copied.
-    pairs: Cell<usize>,
-    /// The most rooms and pairs together.
+    /// Every room that is not gone, and what each address holds; a joiner
+    /// is left in its room for the task of the one waiting there.
+    rooms: RefCell<Rooms<Box<Joiner>>>,
+    /// Strikes against addresses that try numbers.
+    strikes: RefCell<Strikes>,
+    /// When the relay started: the rooms and strikes count seconds from it.
+    started: Instant,
+    /// The most rooms (waiting, paired, held) at once.
     capacity: usize,
     /// How long a room waits, and a pair goes on with one side gone.
     wait: Duration,
-    /// Connections that have yet to say what they want.
+    /// How long a keyed room is held ([`HOLD`]).
+    hold: Duration,
+    /// Connections that have yet to say what they want, or linger after a
+    /// refusal.
     lobby: RefCell<Lobby>,
     /// Refusals since the last summary.
     refused: Cell<u64>,
 }
 
 impl Relay {
-    /// Rooms and pairs held.
-    fn chats(&self) -> usize {
-        self.rooms.borrow().len() + self.pairs.get()
+    /// Seconds since the relay started.
+    fn now(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
     /// `12 pairs, 3 rooms waiting`, for the status lines.
     fn load(&self) -> String {
-        let (pairs, rooms) = (self.pairs.get(), self.rooms.borrow().len());
+        let rooms = self.rooms.borrow();
+        let (pairs, waiting) = (rooms.count(State::Paired), rooms.count(State::Waiting));
         let s = |n: usize| if n == 1 { "" } else { "s" };
-        format!("{pairs} pair{}, {rooms} room{} waiting", s(pairs), s(rooms))
+        format!("{pairs} pair{}, {waiting} room{} waiting", s(pairs), s(waiting))
+    }
+
+    /// Ready once turn `turn` in room `room` is over: its server opened
+    /// the room again from another connection, or closed it.
+    async fn turn_ended(&self, room: Room, turn: u32) {
+        future::poll_fn(|cx| self.rooms.borrow_mut().poll_ended(room, turn, cx)).await
     }
 }
 
-/// The joiner of a room, handed to the task of the one waiting in it.
+/// The joiner of a room, left in it for the task of the one waiting there.
 struct Joiner {
     stream: Async<TcpStream>,
     peer: SocketAddr,
     direct: bool,
     early: Vec<u8>,
-}
-
-/// Where a joiner is left for the one waiting in the room.
-#[derive(Default)]
-struct Handover {
-    joiner: RefCell<Option<Joiner>>,
-    waker: Cell<Option<Waker>>,
-}
-
-impl Handover {
-    fn give(&self, joiner: Joiner) {
-        *self.joiner.borrow_mut() = Some(joiner);
-        if let Some(waker) = self.waker.take() {
-            waker.wake();
-        }
-    }
-
-    async fn taken(&self) -> Joiner {
-        future::poll_fn(|cx| match self.joiner.borrow_mut().take() {
-            Some(joiner) => Poll::Ready(joiner),
-            None => {
-                self.waker.set(Some(cx.waker().clone()));
-                Poll::Pending
-            }
-        })
-        .await
-    }
 }
 
 /// Accepts for ever, a task per connection. An accept error (out of file
@@ -204,6 +214,7 @@ async fn accept(listener: Async<TcpListener>, relay: Rc<Relay>) {
                     said = Some((words, Instant::now()));
                 }
                 relay.lobby.borrow_mut().evict_oldest();
+                // A pause, not a race: nothing else is waited for here.
                 Timer::after(ACCEPT_BACKOFF).await;
             }
         }
@@ -211,76 +222,117 @@ async fn accept(listener: Async<TcpListener>, relay: Rc<Relay>) {
 }
 
 /// One connection's life: its request, then its room and pair, or its
-/// refusal.
+/// answer.
 async fn connection(relay: Rc<Relay>, stream: Async<TcpStream>, peer: SocketAddr) {
-    let since = Instant::now();
     let ticket = relay.lobby.borrow_mut().enter();
-    let heard = lobby::hear(&stream, since, &ticket.evicted).await;
-    let refused = match heard {
-        Heard::Gone => None,
-        Heard::Refused(refusal) => Some((stream, refusal)),
-        Heard::Request(Request::Open { direct, .. }, early) => match open(&relay, peer) {
-            Ok((room, handover)) => {
-                relay.lobby.borrow_mut().leave(&ticket);
-                drop(ticket);
-                return wait_in_room(relay, stream, peer, direct, early, room, handover).await;
-            }
-            Err(refusal) => Some((stream, refusal)),
-        },
-        // The relay answers who it is, and costs nothing more.
+    let by = Instant::now() + deadline(REQUEST_DEADLINE);
+    let heard = lobby::hear(&stream, by, &ticket.evicted).await;
+    relay.lobby.borrow_mut().leave(&ticket);
+    drop(ticket);
+    let (stream, reply) = match heard {
+        Heard::Gone => return,
+        Heard::Refused(refusal) => (stream, Reply::Refused(refusal)),
+        // The relay answers who it is, and that costs nothing more: no
+        // strike, no room, no lingering.
         Heard::Request(Request::Hello, _) => {
             let _ = write_line(&stream, &Reply::Relay);
-            None
+            return;
         }
-        // Keyed rooms are not held past their connection yet.
-        Heard::Request(Request::Close { .. }, _) => Some((stream, Refusal::NotARequest)),
-        Heard::Request(Request::Join { room, direct }, early) => {
-            match join(&relay, room, Joiner { stream, peer, direct, early }) {
-                Ok(()) => None,
-                Err((refusal, joiner)) => Some((joiner.stream, refusal)),
+        Heard::Request(request, early) => match serve(&relay, request, stream, peer, early) {
+            Served::Room(stream, room, turn, direct, early) => {
+                return wait_in_room(relay, stream, peer, direct, early, room, turn).await;
+            }
+            Served::Joined => return,
+            Served::Answer(stream, reply) => (stream, reply),
+        },
+    };
+    last_word(&relay, &stream, &reply).await;
+}
+
+/// What a request came to.
+enum Served {
+    /// A room opened (or opened again): the connection waits in it.
+    Room(Async<TcpStream>, Room, u32, bool, Vec<u8>),
+    /// The connection joined a room: the room's task has it now.
+    Joined,
+    /// One line to answer, then close.
+    Answer(Async<TcpStream>, Reply),
+}
+
+/// Serves a request other than `hello` from `peer`, at once: an address
+/// with too many strikes is refused; `open` opens a room or takes its own
+/// back; `join` pairs or is refused, a number that never was a room being
+/// a strike; `close` ends a room for good.
+fn serve(
+    relay: &Relay,
+    request: Request,
+    stream: Async<TcpStream>,
+    peer: SocketAddr,
+    early: Vec<u8>,
+) -> Served {
+    let addr = Addr::of(peer.ip());
+    let now = relay.now();
+    if relay.strikes.borrow_mut().refuse(addr, now) {
+        return Served::Answer(stream, Reply::Refused(Refusal::TooManyTries));
+    }
+    let strike = |addr: Option<Addr>| {
+        if let Some(addr) = addr {
+            relay.strikes.borrow_mut().strike(addr, now);
+        }
+    };
+    match request {
+        Request::Open { key, direct } => {
+            let opened = relay.rooms.borrow_mut().open(addr, key, relay.capacity, now);
+            match opened {
+                Ok(opened) => {
+                    strike(opened.struck);
+                    Served::Room(stream, opened.room, opened.turn, direct, early)
+                }
+                Err(refusal) => Served::Answer(stream, Reply::Refused(refusal)),
             }
         }
-    };
-    // A refused connection stays in the lobby while it lingers, so that a
-    // flood of refusals is turned out like any other.
-    if let Some((stream, refusal)) = refused {
-        refuse(&relay, &stream, refusal, Some(&ticket.evicted)).await;
+        Request::Join { room, direct } => {
+            let joiner = Box::new(Joiner { stream, peer, direct, early });
+            let joined = relay.rooms.borrow_mut().join(room, addr, joiner, now);
+            match joined {
+                Ok(()) => Served::Joined,
+                Err(refused) => {
+                    strike(refused.strike.then_some(addr));
+                    Served::Answer(refused.joiner.stream, Reply::Refused(refused.refusal))
+                }
+            }
+        }
+        Request::Close { key } => {
+            close(relay, &key, now);
+            Served::Answer(stream, Reply::Closed)
+        }
+        Request::Hello => Served::Answer(stream, Reply::Relay),
     }
-    relay.lobby.borrow_mut().leave(&ticket);
 }
 
-/// Opens a room for `peer`, if the relay has room for one more chat.
-fn open(relay: &Relay, peer: SocketAddr) -> Result<(Room, Rc<Handover>), Refusal> {
-    if relay.chats() >= relay.capacity {
-        return Err(Refusal::Full);
+/// Closes the room held for `key`, if any; the joiner of its last pair
+/// took it and failed its handshake, and is struck.
+fn close(relay: &Relay, key: &Key, now: u32) {
+    let struck = relay.rooms.borrow_mut().close(key, now);
+    if let Some(joiner) = struck {
+        relay.strikes.borrow_mut().strike(joiner, now);
     }
-    let handover = Rc::new(Handover::default());
-    let room = relay.rooms.borrow_mut().open(peer.ip(), handover.clone())?;
-    Ok((room, handover))
-}
-
-/// Hands the joiner to room `room`'s task: the first joiner only, since the
-/// room is taken out as it is joined. The room becomes a pair, so the
-/// chats held stay as many.
-fn join(relay: &Relay, room: Room, joiner: Joiner) -> Result<(), (Refusal, Joiner)> {
-    let Some(handover) = relay.rooms.borrow_mut().take(room) else {
-        return Err((Refusal::NoRoom(room), joiner));
-    };
-    relay.pairs.set(relay.pairs.get() + 1);
-    handover.give(joiner);
-    Ok(())
 }
 
 /// What happened to a waiting room.
 enum InRoom {
-    Joined(Joiner),
+    Joined(Box<Joiner>),
+    Ended,
     Readable,
-    Expired,
+    Left,
+    TooEarly,
 }
 
-/// Waits in room `room` for its joiner, then copies the pair. The room is
-/// freed at once when the one waiting leaves, and closed after the relay's
-/// `--wait`.
+/// Waits in room `room`, turn `turn`, for its joiner, then copies the pair.
+/// When the one waiting leaves, sends too much ahead or waits past
+/// `--wait`, a keyed room is held for its server to open again, and any
+/// other is gone at once; when its server opens it again from another
+/// connection, or closes it, this connection is closed.
 async fn wait_in_room(
     relay: Rc<Relay>,
     stream: Async<TcpStream>,
@@ -288,80 +340,116 @@ async fn wait_in_room(
     direct: bool,
     mut early: Vec<u8>,
     room: Room,
-    handover: Rc<Handover>,
+    turn: u32,
 ) {
-    if write_line(&stream, &Reply::Room(room)).is_err() {
-        relay.rooms.borrow_mut().take(room);
-        return;
+    let mut outcome = Some(InRoom::Left);
+    if write_line(&stream, &Reply::Room(room)).is_ok() {
+        let expires = Instant::now() + relay.wait;
+        outcome = within(expires, waiting(&relay, &stream, &mut early, room, turn)).await;
     }
-    let expires = Instant::now() + relay.wait;
-    let joiner = loop {
+    let refusal = match outcome {
+        Some(InRoom::Joined(joiner)) => {
+            // Each side gets `paired`, its `seen` if it asked, then the
+            // other's early bytes; then the copy, in a task of its own, so
+            // that an idle pair holds only what the copy needs.
+            let to_owner = first_bytes(peer, direct, &joiner.early);
+            let to_joiner = first_bytes(joiner.peer, joiner.direct, &early);
+            let early = [early.len() as u64, joiner.early.len() as u64];
+            let pair = Pair::new(stream, joiner.stream, to_owner, to_joiner, relay.wait);
+            relay.executor.spawn(chat(relay.clone(), pair, early, room, turn)).detach();
+            return;
+        }
+        Some(InRoom::Ended) => return,
+        Some(InRoom::Left | InRoom::Readable) => None,
+        Some(InRoom::TooEarly) => Some(Refusal::TooEarly),
+        None => Some(Refusal::expired(relay.wait)),
+    };
+    let held = relay.rooms.borrow_mut().left(room, turn, relay.now());
+    let until = Instant::now() + relay.hold;
+    if let Some(refusal) = refusal {
+        last_word(&relay, &stream, &Reply::Refused(refusal)).await;
+    }
+    drop(stream);
+    if held {
+        hold(&relay, room, turn, until).await;
+    }
+}
+
+/// Waits in a room until a joiner comes, the turn ends, or the one waiting
+/// leaves or sends too much ahead; bytes sent ahead are kept for the
+/// joiner.
+async fn waiting(
+    relay: &Relay,
+    stream: &Async<TcpStream>,
+    early: &mut Vec<u8>,
+    room: Room,
+    turn: u32,
+) -> InRoom {
+    loop {
         // The joiner first: a joiner that came as the owner left still
         // meets what is left of the owner's connection.
-        let joined = async { InRoom::Joined(handover.taken().await) };
+        let joined = future::poll_fn(|cx| {
+            relay.rooms.borrow_mut().poll_joined(room, turn, cx).map(|event| match event {
+                Event::Joined(joiner) => InRoom::Joined(joiner),
+                Event::Ended => InRoom::Ended,
+            })
+        });
         let readable = async {
             let _ = stream.readable().await;
             InRoom::Readable
         };
-        let expired = async {
-            Timer::at(expires).await;
-            InRoom::Expired
-        };
-        match joined.or(readable).or(expired).await {
-            InRoom::Joined(joiner) => break joiner,
-            InRoom::Readable => {
-                // Bytes sent ahead are kept for the joiner, a few of them.
-                let room_left = MAX_LINE.saturating_sub(early.len());
-                let got = with_scratch(|buf| {
-                    let got = read(&stream, &mut buf[..room_left.max(1)]);
-                    if let Ok(n) = got {
-                        early.extend_from_slice(&buf[..n]);
-                    }
-                    got
-                });
-                match got {
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                    // The one waiting left: the room is free at once.
-                    Ok(0) | Err(_) => {
-                        relay.rooms.borrow_mut().take(room);
-                        return;
-                    }
-                    Ok(_) if early.len() > MAX_LINE => {
-                        relay.rooms.borrow_mut().take(room);
-                        return refuse(&relay, &stream, Refusal::TooEarly, None).await;
-                    }
-                    Ok(_) => {}
-                }
-            }
-            InRoom::Expired => {
-                relay.rooms.borrow_mut().take(room);
-                return refuse(&relay, &stream, Refusal::expired(relay.wait), None).await;
-            }
+        match joined.or(readable).await {
+            InRoom::Readable => {}
+            other => return other,
         }
-    };
-    drop(handover);
-
-    // Each side gets `paired`, its `seen` if it asked, then the other's
-    // early bytes; then the copy, in a task of its own, so that an idle
-    // pair holds only what the copy needs.
-    let to_owner = first_bytes(peer, direct, &joiner.early);
-    let to_joiner = first_bytes(joiner.peer, joiner.direct, &early);
-    let early = [early.len() as u64, joiner.early.len() as u64];
-    let pair = Pair::new(stream, joiner.stream, to_owner, to_joiner, relay.wait);
-    relay.executor.spawn(chat(relay.clone(), pair, early)).detach();
+        let room_left = MAX_LINE.saturating_sub(early.len());
+        let got = with_scratch(|buf| {
+            let got = read(stream, &mut buf[..room_left.max(1)]);
+            if let Ok(n) = got {
+                early.extend_from_slice(&buf[..n]);
+            }
+            got
+        });
+        match got {
+            Err(e)
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Ok(0) | Err(_) => return InRoom::Left,
+            Ok(_) if early.len() > MAX_LINE => return InRoom::TooEarly,
+            Ok(_) => {}
+        }
+    }
 }
 
-/// A pair's life, from its first line to its last, for the operator.
-async fn chat(relay: Rc<Relay>, mut pair: Pair, early: [u64; 2]) {
+/// Holds room `room` for turn `turn` until `until`, for its server to
+/// open it again; then it is gone.
+async fn hold(relay: &Relay, room: Room, turn: u32, until: Instant) {
+    if within(until, relay.turn_ended(room, turn)).await.is_none() {
+        relay.rooms.borrow_mut().held_over(room, turn, relay.now());
+    }
+}
+
+/// A pair's life, from its first line to its last, for the operator; then
+/// its room is held for its server, if it has a key. Ends at once when its
+/// server opens the room again or closes it (the joiner failed the
+/// handshake): both connections are closed.
+async fn chat(relay: Rc<Relay>, mut pair: Pair, early: [u64; 2], room: Room, turn: u32) {
     status(&format!("pair formed ({})", relay.load()));
     let started = Instant::now();
-    let copied = (&mut pair).await;
+    let taken_back = future::or(
+        async {
+            (&mut pair).await;
+            false
+        },
+        async {
+            relay.turn_ended(room, turn).await;
+            true
+        },
+    )
+    .await;
+    let copied = pair.copied();
     drop(pair);
-    relay.pairs.set(relay.pairs.get() - 1);
+    let held = !taken_back && relay.rooms.borrow_mut().pair_ended(room, turn, relay.now());
+    let until = Instant::now() + relay.hold;
     status(&format!(
         "pair ended after {} s, {} and {} bytes ({})",
         started.elapsed().as_secs(),
@@ -369,6 +457,9 @@ async fn chat(relay: Rc<Relay>, mut pair: Pair, early: [u64; 2]) {
         copied[1] + early[1],
         relay.load()
     ));
+    if held {
+        hold(&relay, room, turn, until).await;
+    }
 }
 
 /// What a side is sent once paired: `paired`, `seen ADDR:PORT` if it asked,
@@ -393,25 +484,24 @@ fn write_line(stream: &Async<TcpStream>, reply: &Reply) -> io::Result<()> {
     }
 }
 
-/// Sends the refusal's line and closes: a FIN, then what the connection
-/// still sends is read and dropped for a moment, so that the close does not
-/// turn into a reset that could hide the line.
-async fn refuse(
-    relay: &Relay,
-    stream: &Async<TcpStream>,
-    refusal: Refusal,
-    evicted: Option<&lobby::Flag>,
-) {
-    relay.refused.set(relay.refused.get() + 1);
-    let busy = refusal == Refusal::Busy;
-    if write_line(stream, &Reply::Refused(refusal)).is_err() {
+/// Sends the connection its last line (a refusal, or `closed`) and closes:
+/// a FIN, then what it still sends is read and dropped for a moment, so
+/// that the close does not turn into a reset that could hide the line.
+/// While it lingers the connection is in the lobby, which turns it out
+/// first when a newer connection needs the place.
+async fn last_word(relay: &Relay, stream: &Async<TcpStream>, reply: &Reply) {
+    if let Reply::Refused(_) = reply {
+        relay.refused.set(relay.refused.get() + 1);
+    }
+    if write_line(stream, reply).is_err() {
         return;
     }
     let _ = stream.get_ref().shutdown(Shutdown::Write);
     // Turned out of a full lobby: no time to linger.
-    if busy {
+    if *reply == Reply::Refused(Refusal::Busy) {
         return;
     }
+    let Some(ticket) = relay.lobby.borrow_mut().linger() else { return };
     let mut dropped = 0;
     let drain = async {
         while dropped < REFUSAL_LINGER_BYTES {
@@ -431,24 +521,15 @@ async fn refuse(
             }
         }
     };
-    let evicted = async {
-        match evicted {
-            Some(flag) => flag.wait().await,
-            None => future::pending().await,
-        }
-    };
-    drain
-        .or(evicted)
-        .or(async {
-            Timer::after(REFUSAL_LINGER).await;
-        })
-        .await;
+    within(Instant::now() + REFUSAL_LINGER, drain.or(ticket.evicted.wait())).await;
+    relay.lobby.borrow_mut().leave(&ticket);
 }
 
 /// Sums up the refusals once a minute, if there were any: a flood of bad
 /// connections must not flood the log.
 async fn sum_up_refusals(relay: Rc<Relay>) {
     loop {
+        // A periodic summary, not a race: nothing else is waited for.
         Timer::after(REFUSALS_EVERY).await;
         let refused = relay.refused.replace(0);
         if refused > 0 {
@@ -466,4 +547,12 @@ fn status(text: &str) {
     let line = format!("smolchat: {text}\n");
     // Nowhere is left to report a failing stderr.
     let _ = io::stderr().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_max_chats_is_the_command_lines() {
+        assert_eq!(super::DEFAULT_MAX_CHATS, crate::cli::DEFAULT_MAX_CHATS);
+    }
 }

@@ -88,7 +88,7 @@ where
     let settings = Settings { idle_timeout: config.idle_timeout };
     #[cfg(feature = "private")]
     let mut private = match config.private {
-        true => Some(crate::private::Server::new(screen)?),
+        true => Some(crate::private::Server::new(screen, local)?),
         false => None,
     };
     // The accept error said last, and when: a failure that repeats at every
@@ -135,20 +135,174 @@ where
             #[cfg(feature = "private")]
             Ok(wire) if private.is_some() => {
                 let Some(private) = &mut private else { continue };
-                let Some(secrets) = private.admit(&wire, addr, screen).await? else {
-                    keys.end_session("the code did not match");
-                    continue;
-                };
-                screen.status(&format!("{addr}: the code matched: this chat is private"));
-                let max_line = config.max_line;
-                crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
-                    .await
+                // Meanwhile others are told that this server is busy.
+                let busy = Busy::start(&listener, config, settings.send_timeout());
+                let work = chat_privately(&wire, addr, private, busy, config, keys, screen);
+                match work.await? {
+                    Private::Chat(outcome) => outcome,
+                    Private::Ended => return Ok(()),
+                    Private::Refused => {
+                        keys.end_session("the client was turned away");
+                        continue;
+                    }
+                    Private::Guessed => {
+                        keys.end_session("the code did not match");
+                        // One guess per second at most, whoever asks: the
+                        // next waits in the listen queue meanwhile.
+                        let pause = crate::private::WRONG_CODE_PAUSE;
+                        let pause = smol::Timer::after(crate::wire::deadline(pause));
+                        if keys.unless_ended(pause).await.is_none() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
             }
             Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
             Err(e) => Err(Failure::Peer(e)),
         };
         if !served(outcome, &addr.to_string(), keys, screen)? {
             return Ok(());
+        }
+    }
+}
+
+/// What a connection to a private server came to.
+#[cfg(feature = "private")]
+enum Private {
+    /// A chat, and how it ended.
+    Chat(Result<Ending, Failure>),
+    /// Turned away, not a guess.
+    Refused,
+    /// A wrong code.
+    Guessed,
+    /// The keyboard ended first: no answer can ever be given.
+    Ended,
+}
+
+/// The private handshake with a new client and, when its code matched,
+/// the chat; others are turned away (`busy`) until it ends, and then the
+/// server says how it ended, so that whoever comes after that line is
+/// served.
+#[cfg(feature = "private")]
+async fn chat_privately<K, S>(
+    wire: &Connection,
+    addr: std::net::SocketAddr,
+    private: &mut crate::private::Server,
+    busy: Busy,
+    config: &ServerConfig,
+    keys: &mut Keys<K>,
+    screen: &mut S,
+) -> Result<Private, Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    use crate::private::Admission;
+    let secrets = match keys.unless_ended(private.handshake(wire)).await {
+        None => return Ok(Private::Ended),
+        Some(Ok(secrets)) => secrets,
+        Some(Err(failure)) => {
+            drop(busy);
+            return match private.failed(failure, addr, screen)? {
+                Admission::Refused => Ok(Private::Refused),
+                Admission::Guessed => Ok(Private::Guessed),
+            };
+        }
+    };
+    screen.status(&format!("{addr}: the code matched: this chat is private"));
+    let (role, max_line) = (Role::Server, config.max_line);
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
+    drop(busy);
+    Ok(Private::Chat(outcome))
+}
+
+/// Turns away every connection while a private server is busy with one
+/// client, on a thread of its own: the chat's turn loop may block this
+/// thread in a read while the peer has the turn. Stops when dropped.
+#[cfg(feature = "private")]
+struct Busy {
+    stop: Option<smol::channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "private")]
+impl Busy {
+    /// Starts turning away what `listener` accepts. A thread that cannot
+    /// be started leaves the others in the listen queue, as a plain server
+    /// does.
+    fn start(listener: &async_net::TcpListener, config: &ServerConfig, send: Duration) -> Busy {
+        let (stop, stopped) = smol::channel::bounded::<()>(1);
+        let (listener, admission) = (listener.clone(), config.admission.clone());
+        let thread = std::thread::Builder::new()
+            .name("busy".into())
+            // It runs only line reads and writes, no crypto.
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                smol::block_on(futures_lite::future::or(
+                    async {
+                        // Ends when the sender is dropped.
+                        let _ = stopped.recv().await;
+                    },
+                    turn_away_all(&listener, &admission, send),
+                ));
+            })
+            .ok();
+        Busy { stop: Some(stop), thread }
+    }
+}
+
+#[cfg(feature = "private")]
+impl Drop for Busy {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        // It stops at once, so that the server alone accepts from here on.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Turns away every connection: each is told (`busy` to a private client's
+/// hello, the plain client's line to anything else) and closed. Four at
+/// once, so that one that sends nothing does not hold up the rest, and no
+/// more, so that a flood waits in the listen queue instead of taking
+/// descriptors. Never returns.
+#[cfg(feature = "private")]
+async fn turn_away_all<T>(
+    listener: &async_net::TcpListener,
+    admission: &crate::allow::Admission,
+    send_timeout: Duration,
+) -> T {
+    use futures_lite::future::or;
+    let one = || turn_away_each(listener, admission, send_timeout);
+    or(or(one(), one()), or(one(), one())).await
+}
+
+/// One of [`turn_away_all`]'s four: a connection at a time, for ever.
+#[cfg(feature = "private")]
+async fn turn_away_each<T>(
+    listener: &async_net::TcpListener,
+    admission: &crate::allow::Admission,
+    send_timeout: Duration,
+) -> T {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                // Who may join is known from the address alone, as ever.
+                if !admission.admits(addr.ip().to_canonical()) {
+                    continue;
+                }
+                if let Ok(wire) = Connection::new(stream, send_timeout) {
+                    crate::private::turn_away(&wire).await;
+                }
+            }
+            // Out of descriptors, say: the server's own accept says so once
+            // the chat is over; until then, try again in a while.
+            Err(_) => {
+                smol::Timer::after(ACCEPT_BACKOFF).await;
+            }
         }
     }
 }
@@ -219,15 +373,9 @@ where
     K: AsyncRead + Unpin,
     S: Screen,
 {
-    // The code is asked for first, so that typing it spends no handshake time.
     #[cfg(feature = "private")]
-    let code = match config.private {
-        true => Some(crate::private::client_code(keys).await?),
-        false => None,
-    };
-    #[cfg(feature = "private")]
-    if let (Some(relay), Some(code)) = (&config.relay, &code) {
-        return client_relayed(config, relay, code, keys, screen).await;
+    if let Some(relay) = &config.relay {
+        return client_relayed(config, relay, keys, screen).await;
     }
     // Resolve, then try each address in turn; a person at a terminal may
     // give up meanwhile (EXIT, Ctrl-D).
@@ -242,44 +390,63 @@ where
         None => return Ok(()),
     };
     let peer = stream.peer_addr().unwrap_or(first);
-    // What was typed before this line is shown is not for this server.
-    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
-    screen.status(&format!("connected to {peer}"));
-    keys.begin_session();
     let what = || format!("connection to {peer}");
     let settings = Settings { idle_timeout: config.idle_timeout };
     let wire = Connection::new(stream, settings.send_timeout())
         .map_err(|error| Error { what: what(), error })?;
-
     #[cfg(feature = "private")]
-    let outcome = match code {
-        Some(code) => {
-            let secrets = crate::private::connect(&wire, &code, &what(), Vec::new()).await?;
-            screen.status("the code matched: this chat is private");
-            crate::private::talk(
-                &wire,
-                secrets,
-                Role::Client,
-                settings,
-                config.max_line,
-                keys,
-                screen,
-            )
-            .await
-        }
-        None => talk(&wire, Role::Client, settings, config.max_line, keys, screen).await,
-    };
-    #[cfg(not(feature = "private"))]
+    if config.private {
+        return client_privately(config, &wire, peer, keys, screen).await;
+    }
+    // What was typed before this line is shown is not for this server.
+    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
+    screen.status(&format!("connected to {peer}"));
+    keys.begin_session();
     let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
     ended(outcome, &peer.to_string(), what(), keys, screen)
 }
 
-/// Joins the server's room at a relay, by its code, and chats.
+/// A private chat on a connection to `peer`: the hello first, so that a
+/// wrong kind of server is said before anything is typed; then the code,
+/// the rest of the handshake, and the chat.
+#[cfg(feature = "private")]
+async fn client_privately<K, S>(
+    config: &ClientConfig,
+    wire: &Connection,
+    peer: std::net::SocketAddr,
+    keys: &mut Keys<K>,
+    screen: &mut S,
+) -> Result<(), Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    let name = peer.to_string();
+    let greeting = crate::private::hello(wire, &name, config.connect_timeout);
+    let lines = match keys.unless_left(greeting).await {
+        Some(lines) => lines?,
+        None => return Ok(()),
+    };
+    // What was typed before this line is shown is not for this server.
+    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
+    screen.status(&format!("connected to {peer}"));
+    keys.begin_session();
+    // The server waits a minute for the code: asked only now.
+    let code = crate::private::client_code(keys, screen).await?;
+    let secrets = crate::private::handshake_client(lines, wire, &code, &name, false).await?;
+    screen.status("the code matched: this chat is private");
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    let (role, max_line) = (Role::Client, config.max_line);
+    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
+    ended(outcome, &name, format!("connection to {peer}"), keys, screen)
+}
+
+/// Joins the server's room at a relay, by its code, and chats: the relay is
+/// asked whether it is one before the code is.
 #[cfg(feature = "private")]
 async fn client_relayed<K, S>(
     config: &ClientConfig,
     relay: &Address,
-    code: &str,
     keys: &mut Keys<K>,
     screen: &mut S,
 ) -> Result<(), Error>
@@ -289,9 +456,14 @@ where
 {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
+    let (timeout, send_timeout) = (config.connect_timeout, settings.send_timeout());
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    let joining =
-        meet::join(relay, config.relay_only, code, config.connect_timeout, settings.send_timeout());
+    match keys.unless_left(meet::probe(relay, timeout, timeout, send_timeout)).await {
+        Some(probed) => probed?,
+        None => return Ok(()),
+    }
+    let code = crate::private::client_code(keys, screen).await?;
+    let joining = meet::join(relay, config.relay_only, &code, timeout, send_timeout, screen);
     let (wire, early, code, offer) = match keys.unless_left(joining).await {
         Some(joined) => joined?,
         None => return Ok(()),
@@ -301,7 +473,9 @@ where
     screen.status(&format!("connected through the relay {name}"));
     keys.begin_session();
     let what = format!("connection to the server through the relay {name}");
-    let secrets = crate::private::connect(&wire, &code, &what, early).await?;
+    let lines = Framer::resume(wire.clone(), crate::private::handshake::MAX_LINE, early);
+    let peer = format!("the server through the relay {name}");
+    let secrets = crate::private::handshake_client(lines, &wire, &code, &peer, true).await?;
     screen.status("the code matched: this chat is private");
     let max_line = config.max_line;
     let met = (wire, secrets, offer);
@@ -313,7 +487,7 @@ where
 /// then one private session over it.
 #[cfg(feature = "private")]
 async fn talk_relayed<K, S>(
-    (wire, secrets, offer): (Connection, crate::private::handshake::Keys, Option<Offer>),
+    (wire, secrets, offer): (Connection, crate::private::handshake::Secrets, Option<Offer>),
     role: Role,
     settings: Settings,
     max_line: usize,

@@ -74,6 +74,12 @@ pub trait Screen {
     fn message(&mut self, text: &[u8], with_newline: Option<&[u8]>) -> io::Result<()>;
     /// Shows a status line (the console adds the `smolchat: ` prefix).
     fn status(&mut self, text: &str);
+    /// Shows a status line that must stand out, such as the code a person
+    /// passes on; where colour is on it is highlighted as no peer text can
+    /// be. A plain status line where the screen has no highlight.
+    fn highlight(&mut self, text: &str) {
+        self.status(text);
+    }
     /// Announces that it is the local user's turn.
     fn prompt(&mut self);
     /// The user finished a line (so a prompt shown is answered).

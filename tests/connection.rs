@@ -300,7 +300,9 @@ pub fn socket_of(pid: u32, local: u16, remote: u16) -> OwnedFd {
     use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
     let deadline = Instant::now() + DEADLINE;
     let inode = loop {
-        if let Some(row) = tcp_socket(local, remote) {
+        // A connection still in the accept queue has no socket yet (inode
+        // 0): wait until the process has accepted it.
+        if let Some(row) = tcp_socket(local, remote).filter(|row| row.inode != 0) {
             break row.inode;
         }
         assert!(Instant::now() < deadline, "no socket {local} -> {remote}");

@@ -561,14 +561,15 @@ fn a_simultaneous_open_crosses_routers_that_keep_ports_only() {
     }
 }
 
-/// The code in a status line: a word shaped `N-word-word`.
+/// The code in a status line: a word shaped `N-word-word-word` (or
+/// `N-word-word`, from `SMOLCHAT_CODE`).
 #[cfg(feature = "private")]
 fn code_in(line: &str) -> Option<String> {
     line.split_whitespace()
         .map(|word| word.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
         .find(|word| {
             let parts: Vec<&str> = word.split('-').collect();
-            parts.len() == 3
+            (3..=4).contains(&parts.len())
                 && !parts[0].is_empty()
                 && parts[0].bytes().all(|b| b.is_ascii_digit())
                 && parts[1..]
@@ -801,6 +802,13 @@ fn tap() -> (SocketAddr, Seen) {
     let log = seen.clone();
     // A thread made here is in this namespace too.
     thread::spawn(move || {
+        // A side first asks whether the relay is one (its probe): passed
+        // on untapped.
+        let probe = raw_accept(&listener);
+        let relay = TcpStream::connect((PUB, RELAY_PORT)).expect("tap: to the relay");
+        let up = crate::util::forward(probe.try_clone().unwrap(), relay.try_clone().unwrap());
+        crate::util::forward(relay, probe).join().unwrap();
+        up.join().unwrap();
         let side = raw_accept(&listener);
         let relay = TcpStream::connect((PUB, RELAY_PORT)).expect("tap: to the relay");
         let copy = move |mut from: TcpStream, mut to: TcpStream, up: bool, log: Seen| {

@@ -26,9 +26,8 @@ pub struct Budget {
 /// then the chats. Zero chats means the limit is too low to relay at all.
 pub fn budget(chats: usize, limit: Option<u64>) -> Budget {
     let want = chats as u64;
-    let need = 2 * want + LOBBY + RESERVE;
     match limit {
-        Some(limit) if limit < need => {
+        Some(limit) if limit < need(chats) => {
             let lobby = (limit / 8).clamp(1, LOBBY);
             let fit = limit.saturating_sub(RESERVE + lobby) / 2;
             let short = (fit < want).then_some(limit);
@@ -38,23 +37,52 @@ pub fn budget(chats: usize, limit: Option<u64>) -> Budget {
     }
 }
 
+/// What to say once about the open-file limit: only when it holds fewer
+/// chats than `--max-chats` asked for (`asked`; `None` when it was not
+/// given: the default is a ceiling, not a request, and a relay that holds
+/// what its limit allows needs no line about it).
+pub fn note(budget: &Budget, asked: Option<usize>) -> Option<String> {
+    let (limit, asked) = (budget.short?, asked?);
+    Some(format!(
+        "the open-file limit of {limit} holds {} chats, fewer than --max-chats {asked} \
+         (it needs {})",
+        budget.chats,
+        need(asked)
+    ))
+}
+
+/// The descriptors `chats` need: two a chat, the lobby, the relay's own.
+fn need(chats: usize) -> u64 {
+    2 * chats as u64 + LOBBY + RESERVE
+}
+
+/// The soft limit to set for `need` descriptors, from the limits `soft` and
+/// `hard` (`None`: unlimited): raised toward the need, never past the hard
+/// limit, never lowered. `None` when it stays as it is.
+pub fn raised(soft: Option<u64>, hard: Option<u64>, need: u64) -> Option<u64> {
+    match soft {
+        Some(soft) if soft < need => Some(hard.map_or(need, |hard| hard.min(need)).max(soft)),
+        _ => None,
+    }
+}
+
 /// Raises the soft open-file limit toward what `chats` need, up to the hard
 /// limit, and says what that holds.
 #[cfg(unix)]
 pub fn raise(chats: usize) -> Budget {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let need = 2 * chats as u64 + LOBBY + RESERVE;
     let now = getrlimit(Resource::Nofile);
-    let hard = now.maximum;
-    let soft = match now.current {
-        Some(soft) if soft < need => {
-            let raised = hard.map_or(need, |hard| hard.min(need));
-            match setrlimit(Resource::Nofile, Rlimit { current: Some(raised), maximum: hard }) {
+    let soft = match raised(now.current, now.maximum, need(chats)) {
+        Some(raised) => {
+            match setrlimit(
+                Resource::Nofile,
+                Rlimit { current: Some(raised), maximum: now.maximum },
+            ) {
                 Ok(()) => Some(raised),
-                Err(_) => Some(soft),
+                Err(_) => now.current,
             }
         }
-        other => other,
+        None => now.current,
     };
     budget(chats, soft)
 }
@@ -112,13 +140,28 @@ mod tests {
     }
 
     #[test]
-    #[cfg(unix)]
-    fn raising_never_goes_past_the_hard_limit() {
-        let budget = raise(1);
-        assert_eq!(budget.chats, 1, "{budget:?}");
-        let now = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        if let (Some(soft), Some(hard)) = (now.current, now.maximum) {
-            assert!(soft <= hard);
-        }
+    fn the_limit_is_said_only_when_it_holds_fewer_chats_than_were_asked_for() {
+        let short = budget(10_000, Some(20_000));
+        assert_eq!(note(&short, None), None, "no --max-chats given");
+        assert_eq!(
+            note(&short, Some(10_000)).as_deref(),
+            Some(
+                "the open-file limit of 20000 holds 9736 chats, fewer than --max-chats 10000 \
+                 (it needs 20528)"
+            )
+        );
+        assert_eq!(note(&budget(5_000, Some(20_000)), Some(5_000)), None, "it holds them all");
+    }
+
+    #[test]
+    fn raising_goes_toward_the_need_and_never_past_the_hard_limit() {
+        assert_eq!(raised(Some(1024), Some(4096), 20_528), Some(4096));
+        assert_eq!(raised(Some(1024), Some(65_536), 20_528), Some(20_528));
+        assert_eq!(raised(Some(1024), None, 20_528), Some(20_528));
+        // Enough already, or unlimited: left as it is, never lowered.
+        assert_eq!(raised(Some(30_000), Some(65_536), 20_528), None);
+        assert_eq!(raised(None, None, 20_528), None);
+        // A soft limit above a (strange) hard one is not lowered either.
+        assert_eq!(raised(Some(2048), Some(1024), 20_528), Some(2048));
     }
 }

@@ -1,30 +1,36 @@
-//! The lobby: connections that have not yet said what they want. Each gets
-//! [`REQUEST_DEADLINE`] and [`MAX_LINE`] bytes for its request line; at
-//! most a set number wait at once, and when one more arrives the one that
-//! has waited longest is turned away, so that a flood of silent or
-//! half-sent connections cannot take every file descriptor from the people
+//! The lobby: connections that hold a descriptor but no room. Those that
+//! have yet to say what they want get [`REQUEST_DEADLINE`] and [`MAX_LINE`]
+//! bytes for their request line; those refused linger a moment after their
+//! refusal line. Together they are at most a set number, and when one more
+//! comes, a lingering one is turned out first, then the one that has waited
+//! longest to speak: so neither a flood of silent or half-sent connections
+//! nor a storm of refusals can take every file descriptor from the people
 //! who speak at once.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::io;
 use std::net::TcpStream;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use futures_lite::{future, FutureExt};
-use smol::{Async, Timer};
+use smol::Async;
 
-use super::pair::{read, with_scratch};
-use crate::wire::relay::{line_end, Refusal, Request, MAX_LINE, REQUEST_DEADLINE};
+use crate::wire::framer::{Frame, Framer};
+#[cfg(doc)]
+use crate::wire::relay::REQUEST_DEADLINE;
+use crate::wire::relay::{Refusal, Request, MAX_LINE};
+use crate::wire::within;
 
-/// The connections waiting to speak, oldest first: in a queue by ticket
-/// number, which only grows, so it stays sorted (a map would cost some
-/// kilobytes of binary for no gain; connections mostly leave near the front).
+/// The connections in the lobby, oldest first in each queue: in queues by
+/// ticket number, which only grows, so they stay sorted (a map would cost
+/// some kilobytes of binary for no gain; connections mostly leave near the
+/// front).
 #[derive(Debug)]
 pub struct Lobby {
-    waiting: VecDeque<(u64, Rc<Flag>)>,
+    speaking: VecDeque<(u64, Rc<Flag>)>,
+    lingering: VecDeque<(u64, Rc<Flag>)>,
     next: u64,
     capacity: usize,
 }
@@ -33,6 +39,7 @@ pub struct Lobby {
 #[derive(Debug)]
 pub struct Ticket {
     id: u64,
+    lingering: bool,
     /// Raised when a newer connection needed the place.
     pub evicted: Rc<Flag>,
 }
@@ -40,25 +47,47 @@ pub struct Ticket {
 impl Lobby {
     /// A lobby for at most `capacity` connections (at least one).
     pub fn new(capacity: usize) -> Lobby {
-        Lobby { waiting: VecDeque::new(), next: 0, capacity: capacity.max(1) }
+        Lobby {
+            speaking: VecDeque::new(),
+            lingering: VecDeque::new(),
+            next: 0,
+            capacity: capacity.max(1),
+        }
     }
 
-    /// Lets a connection in, turning out the oldest one when it is full.
+    /// Lets a new connection in to speak, turning one out when it is full.
     pub fn enter(&mut self) -> Ticket {
-        if self.waiting.len() >= self.capacity {
+        if self.len() >= self.capacity {
             self.evict_oldest();
         }
+        self.place(false)
+    }
+
+    /// Lets a refused connection linger, turning out the one that has
+    /// lingered longest when it is full; none when the lobby is full of
+    /// connections yet to speak, which a refusal never turns out.
+    pub fn linger(&mut self) -> Option<Ticket> {
+        if self.len() >= self.capacity {
+            let (_, flag) = self.lingering.pop_front()?;
+            flag.raise();
+        }
+        Some(self.place(true))
+    }
+
+    fn place(&mut self, lingering: bool) -> Ticket {
         let id = self.next;
         self.next += 1;
         let evicted = Rc::new(Flag::default());
-        self.waiting.push_back((id, evicted.clone()));
-        Ticket { id, evicted }
+        let queue = if lingering { &mut self.lingering } else { &mut self.speaking };
+        queue.push_back((id, evicted.clone()));
+        Ticket { id, lingering, evicted }
     }
 
-    /// Turns out the connection that has waited longest, if any: also when
-    /// descriptors run out, to make room.
+    /// Turns out the connection that has lingered longest, or else the one
+    /// that has waited longest to speak: also when descriptors run out, to
+    /// make room.
     pub fn evict_oldest(&mut self) -> bool {
-        match self.waiting.pop_front() {
+        match self.lingering.pop_front().or_else(|| self.speaking.pop_front()) {
             Some((_, flag)) => {
                 flag.raise();
                 true
@@ -67,21 +96,22 @@ impl Lobby {
         }
     }
 
-    /// The connection has spoken (or gone).
+    /// The connection has spoken, or stopped lingering (or gone).
     pub fn leave(&mut self, ticket: &Ticket) {
-        if let Ok(at) = self.waiting.binary_search_by_key(&ticket.id, |(id, _)| *id) {
-            self.waiting.remove(at);
+        let queue = if ticket.lingering { &mut self.lingering } else { &mut self.speaking };
+        if let Ok(at) = queue.binary_search_by_key(&ticket.id, |(id, _)| *id) {
+            queue.remove(at);
         }
     }
 
-    /// How many connections wait.
+    /// How many connections are in the lobby.
     pub fn len(&self) -> usize {
-        self.waiting.len()
+        self.speaking.len() + self.lingering.len()
     }
 
-    /// Whether none waits.
+    /// Whether none is.
     pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+        self.len() == 0
     }
 }
 
@@ -136,54 +166,38 @@ pub enum Heard {
     Gone,
 }
 
-/// Reads the first line of `stream`, accepted at `since`: within
-/// [`REQUEST_DEADLINE`], at most [`MAX_LINE`] bytes, unless `evicted` is
-/// raised first. Never reads more than [`MAX_LINE`] bytes, so the bytes after
-/// the line are few, and all are kept.
-pub async fn hear(stream: &Async<TcpStream>, since: Instant, evicted: &Flag) -> Heard {
-    let mut got: Vec<u8> = Vec::new();
+/// Reads the first line of `stream` by `deadline`, at most [`MAX_LINE`]
+/// bytes with its `\n`, unless `evicted` is raised first. The framer reads
+/// no more than a line's worth, so the bytes after the line are few, and
+/// all are kept.
+pub async fn hear(stream: &Async<TcpStream>, deadline: Instant, evicted: &Flag) -> Heard {
     let line = async {
-        loop {
-            if stream.readable().await.is_err() {
-                return Heard::Gone;
-            }
-            let step = with_scratch(|buf| match read(stream, &mut buf[..MAX_LINE - got.len()]) {
-                Ok(0) => Some(Heard::Gone),
-                Ok(n) => {
-                    got.extend_from_slice(&buf[..n]);
-                    match line_end(&got) {
-                        Ok(Some(end)) => Some(match Request::parse(&got[..end]) {
-                            Ok(request) => Heard::Request(request, got[end + 1..].to_vec()),
-                            Err(refusal) => Heard::Refused(refusal),
-                        }),
-                        Ok(None) => None,
-                        Err(refusal) => Some(Heard::Refused(refusal)),
-                    }
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    None
-                }
-                Err(_) => Some(Heard::Gone),
-            });
-            if let Some(heard) = step {
-                return heard;
-            }
+        // The framer's buffer is made only once there are bytes to read: a
+        // silent connection holds none.
+        if stream.readable().await.is_err() {
+            return Heard::Gone;
         }
-    };
-    let late = async {
-        Timer::at(since + REQUEST_DEADLINE).await;
-        Heard::Refused(Refusal::Late)
+        // The longest line the framer passes is its text without `\r\n`.
+        let mut framer = Framer::new(stream, MAX_LINE - 1);
+        match framer.next().await {
+            Ok(Frame::Line) => match Request::parse(framer.line()) {
+                Ok(request) => {
+                    let (_, held) = framer.into_parts();
+                    // What is kept while a room waits is only what came.
+                    let early = if held.is_empty() { Vec::new() } else { held.as_slice().to_vec() };
+                    Heard::Request(request, early)
+                }
+                Err(refusal) => Heard::Refused(refusal),
+            },
+            Ok(Frame::TooLong) => Heard::Refused(Refusal::TooLong),
+            Ok(Frame::Eof) | Err(_) => Heard::Gone,
+        }
     };
     let busy = async {
         evicted.wait().await;
         Heard::Refused(Refusal::Busy)
     };
-    line.or(busy).or(late).await
+    within(deadline, line.or(busy)).await.unwrap_or(Heard::Refused(Refusal::Late))
 }
 
 #[cfg(test)]
@@ -225,6 +239,30 @@ mod tests {
         assert!(third.evicted.is_raised());
         assert!(lobby.evict_oldest());
         assert!(!lobby.evict_oldest() && lobby.is_empty());
+    }
+
+    #[test]
+    fn a_lingering_refusal_goes_before_anyone_who_is_to_speak() {
+        let mut lobby = Lobby::new(3);
+        let speaking = lobby.enter();
+        let refused = lobby.linger().unwrap();
+        let newer = lobby.enter();
+        // Full: the one lingering goes, though it came later.
+        let newest = lobby.enter();
+        assert!(refused.evicted.is_raised());
+        assert!(!speaking.evicted.is_raised() && !newer.evicted.is_raised());
+        // Full of those to speak: a refusal does not linger.
+        assert!(lobby.linger().is_none());
+        lobby.leave(&newer);
+        // Refusals turn out each other, not those to speak.
+        let storm: Vec<Ticket> = (0..10).map(|_| lobby.linger().unwrap()).collect();
+        assert!(!speaking.evicted.is_raised() && !newest.evicted.is_raised());
+        assert!(storm[..9].iter().all(|t| t.evicted.is_raised()));
+        assert!(!storm[9].evicted.is_raised());
+        assert_eq!(lobby.len(), 3);
+        lobby.leave(&storm[9]);
+        lobby.leave(&speaking);
+        assert_eq!(lobby.len(), 1);
     }
 
     #[test]

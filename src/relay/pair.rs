@@ -181,7 +181,8 @@ impl Future for Pair {
 }
 
 impl Pair {
-    fn copied(&self) -> [u64; 2] {
+    /// The bytes copied so far from the first side and from the second.
+    pub fn copied(&self) -> [u64; 2] {
         [self.ways[0].copied, self.ways[1].copied]
     }
 }

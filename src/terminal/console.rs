@@ -143,6 +143,15 @@ impl Screen for Console {
         }
     }
 
+    fn highlight(&mut self, text: &str) {
+        self.close_prompt();
+        match &self.tty {
+            Some(tty) => tty.borrow_mut().highlight(text),
+            None if self.looks.status_colour => coloured_status(&highlighted(text)),
+            None => status(text),
+        }
+    }
+
     fn prompt(&mut self) {
         if self.looks.prompt && !self.prompt_open && self.tty.is_none() {
             // A prompt that cannot be shown is no reason to stop the chat.
@@ -235,6 +244,15 @@ impl Tty {
         });
     }
 
+    /// Prints a status line that stands out (the code a person passes on)
+    /// above the area: highlighted where colour is on.
+    pub fn highlight(&mut self, text: &str) {
+        match self.colour {
+            true => self.status(&highlighted(text)),
+            false => self.status(text),
+        }
+    }
+
     /// Prints a line the user sent into the transcript, after its prompt.
     pub fn sent(&mut self, text: &str) {
         self.draw(|editor, out| {
@@ -269,6 +287,13 @@ pub fn status(text: &str) {
     let _ = io::stderr().write_all(line.as_bytes());
 }
 
+/// The text of a highlighted status line in bold yellow, as the prefix of
+/// every status line: no peer text can show it (the peer's ESC is always
+/// escaped), and it never takes the peer label's colour.
+fn highlighted(text: &str) -> String {
+    format!("\x1b[1;33m{text}\x1b[0m")
+}
+
 /// [`status`] with the prefix in colour, which peer text never has.
 fn coloured_status(text: &str) {
     let line = format!("{}{text}\n", PREFIX_COLOURED);
@@ -278,6 +303,37 @@ fn coloured_status(text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_highlighted_line_is_in_the_status_colour_and_plain_without_colour() {
+        let drawn = std::rc::Rc::new(RefCell::new(Vec::new()));
+        struct Sink(std::rc::Rc<RefCell<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        for colour in [true, false] {
+            drawn.borrow_mut().clear();
+            let special = crate::terminal::keys::SpecialChars::default();
+            let editor = Editor::new(100, 80, special);
+            let mut tty = Tty::new(editor, Box::new(Sink(drawn.clone())), colour);
+            tty.highlight("the code is 7-brave-quiet-otters");
+            let shown = String::from_utf8_lossy(&drawn.borrow()).into_owned();
+            let want = match colour {
+                true => {
+                    "\x1b[1;33msmolchat:\x1b[0m \x1b[1;33mthe code is 7-brave-quiet-otters\x1b[0m\n"
+                }
+                false => "smolchat: the code is 7-brave-quiet-otters\n",
+            };
+            assert!(shown.contains(want), "{shown:?}");
+            assert!(!shown.contains("36m"), "never the peer label's colour: {shown:?}");
+        }
+    }
 
     #[test]
     fn looks_follow_the_terminals_and_colour_rules() {
