@@ -10,14 +10,15 @@
 
 use std::io;
 use std::net::Ipv4Addr;
+use std::process::ExitCode;
 
 use smolchat::roles;
 use smolchat::terminal::console::status;
 use smolchat::terminal::escape::escape;
-use smolchat::terminal::keyboard::Keys;
+use smolchat::terminal::keyboard::Keyboard;
 use smolchat::turn::{Failure, Role, Screen, Settings};
 use smolchat::wire::error::{self, Error};
-use smolchat::wire::net::{self, Connection};
+use smolchat::wire::net;
 
 /// The longest message echoed, as smolchat's default.
 const MAX_LINE: usize = 1 << 20;
@@ -45,39 +46,35 @@ impl Screen for Echo {
     fn prompt(&mut self) {}
 }
 
-fn main() {
-    let port = match std::env::args().nth(1).map(|p| p.parse::<u16>()) {
-        Some(Ok(port)) => port,
-        _ => {
-            status("usage: echo PORT");
-            std::process::exit(2);
-        }
+fn main() -> ExitCode {
+    let Some(Ok(port)) = std::env::args().nth(1).map(|p| p.parse::<u16>()) else {
+        status("usage: echo PORT");
+        return ExitCode::from(2);
     };
-    let outcome: Result<(), Error> = smol::block_on(async {
+    let outcome: Result<std::convert::Infallible, Error> = smol::block_on(async {
         let listener = net::bind(Ipv4Addr::UNSPECIFIED.into(), port).await?;
         status(&format!("echo listening on {}", listener.local_addr().map_err(net_error)?));
         loop {
             // One client at a time, as the smolchat server serves them.
-            let Ok((stream, addr)) = listener.accept().await else { continue };
+            let Ok((stream, addr)) = net::accept(&listener).await else { continue };
             status(&format!("{addr} connected"));
             let settings = Settings::default();
-            let conn = Connection::new(stream, settings.send_timeout()).map_err(net_error)?;
 
             // A fresh "keyboard" per client, so no answer outlives its session.
             let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
-            let mut keys = Keys::plain(answers, MAX_LINE);
+            let mut keys = Keyboard::plain(answers, MAX_LINE);
             let mut screen = Echo { keyboard };
-            match roles::talk(&conn, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
+            match roles::talk(&stream, Role::Server, settings, MAX_LINE, &mut keys, &mut screen)
+                .await
             {
                 Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", error::describe(&e))),
                 _ => status(&format!("{addr} left")),
             }
         }
     });
-    if let Err(error) = outcome {
-        status(&format!("error: {error}"));
-        std::process::exit(1);
-    }
+    let Err(error) = outcome;
+    status(&format!("error: {error}"));
+    ExitCode::from(1)
 }
 
 fn net_error(error: io::Error) -> Error {

@@ -12,15 +12,16 @@ use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWrite};
-use futures_lite::FutureExt;
+use futures_lite::io::AsyncRead;
 
 use crate::cli::Usage;
-use crate::terminal::keyboard::Keys as Typed;
-use crate::turn::{Ending, Failure, PeerSocket, PeerStream, Role, Screen, Session, Settings};
+use crate::terminal::keyboard::Keyboard;
+use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::Error;
 use crate::wire::framer::Framer;
-use crate::wire::net::{self, Connection};
+use crate::wire::net;
+use crate::wire::within;
+use async_net::TcpStream;
 use handshake::Keys;
 use record::{RecordReader, RecordWriter};
 
@@ -61,7 +62,7 @@ pub fn check_code_source(server: bool) -> Result<(), Usage> {
 }
 
 /// The client's code: `SMOLCHAT_CODE`, or asked at the terminal.
-pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Typed<K>) -> Result<String, Error> {
+pub async fn client_code<K: AsyncRead + Unpin>(keys: &mut Keyboard<K>) -> Result<String, Error> {
     let usage = |e: Usage| Error { what: "no code".into(), error: io::Error::other(e.message) };
     if let Some(code) = code_from_environment("smolchat client").map_err(usage)? {
         return Ok(code);
@@ -106,7 +107,7 @@ impl Server {
     /// server must end.
     pub async fn admit<S: Screen>(
         &mut self,
-        wire: &Connection,
+        wire: &TcpStream,
         addr: SocketAddr,
         screen: &mut S,
     ) -> Result<Option<Keys>, Error> {
@@ -153,7 +154,7 @@ fn new_code() -> Result<String, Error> {
 /// Runs the client's side of the handshake on a new connection to `peer`
 /// (as named in errors), of which `early` was read already.
 pub async fn connect(
-    wire: &Connection,
+    wire: &TcpStream,
     code: &str,
     peer: &str,
     early: Vec<u8>,
@@ -179,14 +180,16 @@ pub async fn connect(
 }
 
 /// One private session over a connection whose handshake is done, closed
-/// with a close record when it ends without a failure.
+/// with a close record when it ends without a failure: also when the
+/// person leaves by Ctrl-C or a signal, so that the peer reads that they
+/// left.
 pub async fn talk<K, S>(
-    wire: &Connection,
+    wire: &TcpStream,
     secrets: Keys,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Typed<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -196,18 +199,12 @@ where
     let reader = RecordReader::new(wire.clone(), secrets.open, max_line, &secrets.early);
     let mut peer = Framer::new(Box::new(reader) as Box<dyn PeerStream>, max_line);
     let mut to_peer = RecordWriter::new(wire.clone(), secrets.seal);
-    let writer: &mut (dyn AsyncWrite + Unpin) = &mut to_peer;
-    let outcome =
-        Session { peer: &mut peer, to_peer: writer, keys }.run(role, settings, screen).await;
-    if outcome.is_ok() && wire.allow_blocking(false).is_ok() {
-        // The peer may be gone or not reading; the close is best effort.
-        let _ = to_peer
-            .close_record()
-            .or(async {
-                smol::Timer::after(net::LINGER).await;
-                Ok(())
-            })
-            .await;
+    let outcome = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard }
+        .run(role, settings, screen)
+        .await;
+    if outcome.is_ok() {
+        // The peer may be gone or not reading: the close is best effort.
+        within(Instant::now() + net::LINGER, to_peer.close_record()).await;
     }
     net::close(wire).await;
     outcome

@@ -3,16 +3,17 @@
 
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::io::AsyncRead;
 
 use crate::cli::{ClientConfig, ServerConfig};
 #[cfg(feature = "private")]
 use crate::private::direct::Offer;
-use crate::terminal::keyboard::Keys;
+use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::{self, Error};
 use crate::wire::framer::Framer;
-use crate::wire::net::{self, Connection};
+use crate::wire::net;
+use async_net::TcpStream;
 
 /// How long the server waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
@@ -25,7 +26,7 @@ const ACCEPT_ERROR_QUIET: Duration = Duration::from_secs(5);
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
 pub async fn serve<K, S>(
     config: &ServerConfig,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -54,7 +55,7 @@ where
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, or the user leaves at a terminal, no
         // answer can ever be given: stop.
-        let accepted = keys.unless_ended(listener.accept()).await;
+        let accepted = keys.unless_ended(net::accept(&listener)).await;
         let (stream, addr) = match accepted {
             None => return Ok(()),
             Some(Ok(client)) => client,
@@ -74,8 +75,6 @@ where
                 continue;
             }
         };
-        // An IPv4 client of a `::` listener reads as itself, not ::ffff:a.b.c.d.
-        let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         // Who may join is known from the address alone: not a byte is read
         // or written before a refused client is closed.
         if !config.admission.admits(addr.ip()) {
@@ -87,22 +86,30 @@ where
         keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
         screen.status(&format!("{addr} connected"));
         keys.begin_session();
-        let outcome = match Connection::new(stream, settings.send_timeout()) {
-            #[cfg(feature = "private")]
-            Ok(wire) if private.is_some() => {
-                let Some(private) = &mut private else { continue };
-                let Some(secrets) = private.admit(&wire, addr, screen).await? else {
+        #[cfg(feature = "private")]
+        let outcome = match &mut private {
+            Some(private) => {
+                let Some(secrets) = private.admit(&stream, addr, screen).await? else {
                     keys.end_session("the code did not match");
                     continue;
                 };
                 screen.status(&format!("{addr}: the code matched: this chat is private"));
                 let max_line = config.max_line;
-                crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
-                    .await
+                crate::private::talk(
+                    &stream,
+                    secrets,
+                    Role::Server,
+                    settings,
+                    max_line,
+                    keys,
+                    screen,
+                )
+                .await
             }
-            Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
-            Err(e) => Err(Failure::Peer(e)),
+            None => talk(&stream, Role::Server, settings, config.max_line, keys, screen).await,
         };
+        #[cfg(not(feature = "private"))]
+        let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
         if !served(outcome, &addr.to_string(), keys, screen)? {
             return Ok(());
         }
@@ -115,7 +122,7 @@ where
 async fn serve_relayed<K, S>(
     config: &ServerConfig,
     relay: &crate::cli::Relay,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -124,7 +131,7 @@ where
 {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let mut meeting = meet::Server::new(relay, settings.send_timeout())?;
+    let mut meeting = meet::Server::new(relay)?;
     while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
         let max_line = config.max_line;
         let met = (wire, secrets, offer);
@@ -142,7 +149,7 @@ where
 fn served<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<bool, Error> {
     let why = unsent_because(&outcome);
@@ -151,6 +158,8 @@ fn served<K, S: Screen>(
             screen.status(&format!("{peer} left"));
             Ok(true)
         }
+        // The program ends at once, as before it caught the signal.
+        Ok(Ending::Signal(_)) => Ok(false),
         Ok(ending) => {
             screen.status(&format!("closed the connection to {peer}"));
             Ok(ending == Ending::Exit)
@@ -168,7 +177,7 @@ fn served<K, S: Screen>(
 /// Connects and chats until the session ends; a network failure is an `Err`.
 pub async fn client<K, S>(
     config: &ClientConfig,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -193,19 +202,17 @@ where
         let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
         Ok::<_, Error>((stream, addrs[0]))
     };
-    let (stream, first) = match keys.unless_left(connecting).await {
+    let (wire, first) = match keys.unless_left(connecting).await {
         Some(connected) => connected?,
         None => return Ok(()),
     };
-    let peer = stream.peer_addr().unwrap_or(first);
+    let peer = wire.peer_addr().unwrap_or(first);
     // What was typed before this line is shown is not for this server.
     keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
     screen.status(&format!("connected to {peer}"));
     keys.begin_session();
     let what = || format!("connection to {peer}");
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let wire = Connection::new(stream, settings.send_timeout())
-        .map_err(|error| Error { what: what(), error })?;
 
     #[cfg(feature = "private")]
     let outcome = match code {
@@ -236,7 +243,7 @@ async fn client_relayed<K, S>(
     config: &ClientConfig,
     relay: &crate::cli::Relay,
     code: &str,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -246,7 +253,7 @@ where
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    let joining = meet::join(relay, code, config.connect_timeout, settings.send_timeout());
+    let joining = meet::join(relay, code, config.connect_timeout);
     let (wire, early, code, offer) = match keys.unless_left(joining).await {
         Some(joined) => joined?,
         None => return Ok(()),
@@ -268,11 +275,11 @@ where
 /// then one private session over it.
 #[cfg(feature = "private")]
 async fn talk_relayed<K, S>(
-    (wire, secrets, offer): (Connection, crate::private::handshake::Keys, Option<Offer>),
+    (wire, secrets, offer): (TcpStream, crate::private::handshake::Keys, Option<Offer>),
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -293,7 +300,7 @@ fn ended<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
     what: String,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error> {
     if let Ok(Ending::PeerLeft) = outcome {
@@ -301,8 +308,7 @@ fn ended<K, S: Screen>(
     }
     keys.end_session(unsent_because(&outcome));
     match outcome {
-        Ok(Ending::PeerLeft) => Ok(()),
-        Ok(Ending::Exit | Ending::KeyboardClosed | Ending::ScreenClosed) => Ok(()),
+        Ok(_) => Ok(()),
         Err(Failure::Peer(error)) => Err(Error { what, error }),
         Err(failure) => Err(local_failure(failure)),
     }
@@ -310,11 +316,11 @@ fn ended<K, S: Screen>(
 
 /// One session over a connected socket, closed cleanly whatever its ending.
 pub async fn talk<K, S>(
-    wire: &Connection,
+    wire: &TcpStream,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -324,8 +330,9 @@ where
     // Behind `dyn`, as in private chats: one copy of the turn loop
     // (docs/footprint.md).
     let mut peer = Framer::new(Box::new(wire.clone()) as Box<dyn PeerStream>, max_line);
-    let to_peer: &mut (dyn AsyncWrite + Unpin) = &mut wire.clone();
-    let outcome = Session { peer: &mut peer, to_peer, keys }.run(role, settings, screen).await;
+    let to_peer = &mut wire.clone();
+    let outcome =
+        Session { peer: &mut peer, to_peer, keyboard: keys }.run(role, settings, screen).await;
     net::close(wire).await;
     outcome
 }

@@ -17,5 +17,8 @@ pub mod keyboard;
 pub mod keys;
 #[cfg(unix)]
 pub mod mode;
+#[cfg(not(unix))]
+#[path = "terminal/mode/none.rs"]
+pub mod mode;
 #[cfg(windows)]
 pub mod windows;

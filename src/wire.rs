@@ -1,7 +1,8 @@
 //! The wire: what crosses the network, and how long anyone waits for it.
 //! The one line framer, the network edge (bind, connect, a clean close), the
-//! words of an error, the relay's lines (read by both ends), and
-//! [`within`], the one way to wait with a deadline.
+//! words of an error, the relay's lines (read by both ends), [`within`], the
+//! one way to wait with a deadline, and [`HangUp`], a peer stream's way to
+//! say that the peer has gone.
 //!
 //! Nothing here knows about turns, terminals, private chats or the relay's
 //! rooms: every other room of the program stands on this one.
@@ -35,6 +36,23 @@ pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> 
     future::or(async { Some(work.await) }, late).await
 }
 
+/// A peer's stream that can tell, without waiting and without reading
+/// anything away, that the peer has gone: closed (also behind data not yet
+/// read, where the platform shows it) or reset. A stream that cannot tell
+/// says no, and the next read finds the end instead.
+pub trait HangUp {
+    /// Whether the peer has hung up.
+    fn hung_up(&self) -> bool {
+        false
+    }
+}
+
+impl<T: HangUp + ?Sized> HangUp for Box<T> {
+    fn hung_up(&self) -> bool {
+        (**self).hung_up()
+    }
+}
+
 /// The variable by which the tests' builds shorten the protocol's fixed
 /// deadlines (see [`deadline`]).
 pub const DEADLINE_DIVISOR: &str = "SMOLCHAT_TEST_DEADLINE_DIVISOR";
@@ -47,10 +65,8 @@ pub const DEADLINE_DIVISOR: &str = "SMOLCHAT_TEST_DEADLINE_DIVISOR";
 /// other build reads nothing.
 pub fn deadline(normal: Duration) -> Duration {
     #[cfg(debug_assertions)]
-    if let Some(divisor) = std::env::var(DEADLINE_DIVISOR)
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|&d| d > 0)
+    if let Some(divisor) =
+        std::env::var(DEADLINE_DIVISOR).ok().and_then(|v| v.parse::<u32>().ok()).filter(|&d| d > 0)
     {
         return normal / divisor;
     }

@@ -15,10 +15,12 @@ use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Keys};
 use super::{code, code_from_environment, Error, GUESSES, HANDSHAKE_TIMEOUT, WRONG_CODE_PAUSE};
 use crate::cli::{Relay, DEFAULT_CONNECT_TIMEOUT};
-use crate::terminal::keyboard::Keys as Typed;
+use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Role, Screen};
-use crate::wire::net::{self, Connection};
+use crate::wire::net;
 use crate::wire::relay::{self as protocol, Refusal, Reply, Request, Room};
+use crate::wire::within;
+use async_net::TcpStream;
 
 /// The relay as a person types it: `HOST:PORT`, an IPv6 host in brackets.
 pub fn relay_name(relay: &Relay) -> String {
@@ -34,7 +36,7 @@ fn goes_direct(relay: &Relay) -> bool {
 /// Resolves the relay and connects to it: the one place where a chat side's
 /// connection to a relay is made. A side that may go direct connects from a
 /// socket whose port its direct attempts can share.
-async fn reach(relay: &Relay, timeout: Duration, send_timeout: Duration) -> Result<Link, Error> {
+async fn reach(relay: &Relay, timeout: Duration) -> Result<Link, Error> {
     let name = relay_name(relay);
     let addrs = net::resolve(&relay.host, relay.port, timeout).await.map_err(|e| Error {
         what: format!("cannot resolve relay {}", relay.host),
@@ -44,16 +46,14 @@ async fn reach(relay: &Relay, timeout: Duration, send_timeout: Duration) -> Resu
     let stream = net::connect_from(&relay.host, relay.port, &addrs, timeout, direct)
         .await
         .map_err(|e| Error { what: format!("cannot connect to relay {name}"), error: e.error })?;
-    let wire = Connection::new(stream, send_timeout)
-        .map_err(|error| Error { what: format!("connection to relay {name}"), error })?;
-    Ok(Link { wire, held: Vec::new(), name, direct, seen: None })
+    Ok(Link { wire: stream, held: Vec::new(), name, direct, seen: None })
 }
 
 /// A connection to a relay, before pairing: its lines are read through
 /// `held`, which keeps whatever came after the last line read. After
 /// `paired` that is the peer's first bytes, for the handshake.
 struct Link {
-    wire: Connection,
+    wire: TcpStream,
     held: Vec<u8>,
     /// The relay, as typed, for messages.
     name: String,
@@ -68,9 +68,10 @@ impl Link {
     async fn request(&mut self, request: Request) -> Result<(), Error> {
         let line = request.line();
         let mut writer = self.wire.clone();
-        async { writer.write_all(line.as_bytes()).await.and(writer.flush().await) }
-            .or(net::timed_out(protocol::REQUEST_DEADLINE))
+        let sent = async { writer.write_all(line.as_bytes()).await.and(writer.flush().await) };
+        within(Instant::now() + protocol::REQUEST_DEADLINE, sent)
             .await
+            .unwrap_or_else(|| Err(io::ErrorKind::TimedOut.into()))
             .map_err(|error| self.failed(error))
     }
 
@@ -176,15 +177,14 @@ pub struct Server {
     words: Option<String>,
     /// Wrong codes made at `SMOLCHAT_CODE`'s words, which cannot be replaced.
     wrong: u32,
-    send_timeout: Duration,
 }
 
 impl Server {
     /// Takes `SMOLCHAT_CODE`'s words, when set.
-    pub fn new(relay: &Relay, send_timeout: Duration) -> Result<Server, Error> {
+    pub fn new(relay: &Relay) -> Result<Server, Error> {
         let words = code_from_environment("smolchat server")
             .map_err(|e| Error { what: "no code".into(), error: io::Error::other(e.message) })?;
-        Ok(Server { relay: relay.clone(), words, wrong: 0, send_timeout })
+        Ok(Server { relay: relay.clone(), words, wrong: 0 })
     }
 
     /// Opens rooms at the relay, one after another, until someone joins one
@@ -194,9 +194,9 @@ impl Server {
     /// handshake ends that room, and the next has a new code.
     pub async fn next<K, S>(
         &mut self,
-        keys: &mut Typed<K>,
+        keys: &mut Keyboard<K>,
         screen: &mut S,
-    ) -> Result<Option<(Connection, Keys, Option<Offer>)>, Error>
+    ) -> Result<Option<(TcpStream, Keys, Option<Offer>)>, Error>
     where
         K: AsyncRead + Unpin,
         S: Screen,
@@ -268,7 +268,7 @@ impl Server {
 
     /// Connects to the relay and opens a room: its number.
     async fn open(&self) -> Result<(Link, Room), Error> {
-        let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, self.send_timeout).await?;
+        let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT).await?;
         link.request(Request::Open { key: None, direct: link.direct }).await?;
         let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
         match link.reply(Some(deadline)).await? {
@@ -318,10 +318,9 @@ pub async fn join(
     relay: &Relay,
     code: &str,
     timeout: Duration,
-    send_timeout: Duration,
-) -> Result<(Connection, Vec<u8>, String, Option<Offer>), Error> {
+) -> Result<(TcpStream, Vec<u8>, String, Option<Offer>), Error> {
     let (room, code) = room_of(code)?;
-    let mut link = reach(relay, timeout, send_timeout).await?;
+    let mut link = reach(relay, timeout).await?;
     link.request(Request::Join { room, direct: link.direct }).await?;
     let deadline = Instant::now() + protocol::REQUEST_DEADLINE;
     match link.reply(Some(deadline)).await? {
@@ -340,12 +339,12 @@ pub async fn join(
 /// the direct link, with the relay's connection closed cleanly, or the
 /// relay's. A failure here is the peer's or the relay's.
 pub async fn settle<S: Screen>(
-    relayed: Connection,
+    relayed: TcpStream,
     mut secrets: Keys,
     offer: Option<Offer>,
     role: Role,
     screen: &mut S,
-) -> io::Result<(Connection, Keys)> {
+) -> io::Result<(TcpStream, Keys)> {
     let (mut reader, mut writer) = (relayed.clone(), relayed.clone());
     let sealed = Sealed {
         reader: &mut reader,
@@ -358,10 +357,10 @@ pub async fn settle<S: Screen>(
         Some((link, peer)) => {
             // Both proved and agreed: nothing more goes through the relay.
             net::close(&relayed).await;
-            let wire = Connection::new(link, relayed.send_timeout())?;
+            net::ready(&link)?;
             screen.status(&format!("direct connection to {peer}"));
             secrets.early.clear();
-            Ok((wire, secrets))
+            Ok((link, secrets))
         }
         None => {
             screen.status("chatting through the relay");

@@ -25,7 +25,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::turn::PeerSocket;
+use crate::wire::HangUp;
 
 /// A record of chat bytes.
 pub const MESSAGE: u8 = 0;
@@ -247,11 +247,11 @@ fn failure(failed: Failed, max_body: usize) -> io::Error {
         Failed::Refused(refusal) => refused(refusal, max_body),
         Failed::CutBetween => io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            "the connection was cut without a close record",
+            "the connection was lost before the peer left the chat",
         ),
         Failed::CutInside => io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            "the connection was cut in the middle of a record",
+            "the connection was lost in the middle of a message",
         ),
     }
 }
@@ -320,11 +320,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for RecordReader<R> {
     }
 }
 
-impl<R: PeerSocket> PeerSocket for RecordReader<R> {
-    fn allow_blocking(&self, allow: bool) -> io::Result<()> {
-        self.inner.allow_blocking(allow)
-    }
-
+impl<R: HangUp> HangUp for RecordReader<R> {
     fn hung_up(&self) -> bool {
         self.closed || self.failed.is_some() || self.inner.hung_up()
     }

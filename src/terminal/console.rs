@@ -89,15 +89,11 @@ pub struct Console {
 }
 
 impl Console {
-    /// Creates the console with the given looks.
-    pub fn new(looks: ConsoleStyle) -> Console {
-        Console { looks, prompt_open: false, tty: None }
-    }
-
-    /// Creates the console for a terminal where the line editor `tty`
-    /// keeps the input line below everything printed.
-    pub fn edited(looks: ConsoleStyle, tty: Rc<RefCell<Tty>>) -> Console {
-        Console { looks, prompt_open: false, tty: Some(tty) }
+    /// Creates the console with the given looks; at a terminal where the
+    /// line editor `tty` keeps the input line below everything printed,
+    /// with it.
+    pub fn new(looks: ConsoleStyle, tty: Option<Rc<RefCell<Tty>>>) -> Console {
+        Console { looks, prompt_open: false, tty }
     }
 
     /// Ends the prompt's line, so that what comes next starts a line of its
