@@ -12,7 +12,8 @@ use smolchat::cli::{self, Config, Parsed};
 use smolchat::roles;
 use smolchat::terminal::console::{self, Console, ConsoleStyle};
 use smolchat::terminal::keyboard::{self, Keyboard};
-use smolchat::terminal::mode::{Asked, Signals};
+use smolchat::terminal::mode::Signals;
+use smolchat::terminal::Asked;
 use smolchat::wire::{error, net, within};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.

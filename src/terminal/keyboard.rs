@@ -17,7 +17,8 @@ use futures_lite::io::{AssertAsync, AsyncRead, AsyncReadExt};
 
 use crate::terminal::console::{ConsoleStyle, Tty};
 use crate::terminal::editor::{Editor, Event};
-use crate::terminal::mode::{width, Asked, RawMode, Signals, INTERRUPT};
+use crate::terminal::mode::{width, RawMode, Signals};
+use crate::terminal::{Asked, INTERRUPT};
 use crate::turn::{Ending, Fate, Input, Lines};
 use crate::wire::framer::{Frame, Framer};
 

@@ -14,6 +14,7 @@ use rustix::termios::{
 };
 
 use crate::terminal::keys::SpecialChars;
+use crate::terminal::Asked;
 
 /// Turn bracketed paste on (a paste arrives between markers) and off.
 const PASTE_ON: &[u8] = b"\x1b[?2004h";
@@ -116,20 +117,6 @@ pub fn width() -> usize {
 /// The signals smolchat catches, as what they ask for.
 #[derive(Debug)]
 pub struct Signals(async_signal::Signals);
-
-/// What a signal asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Asked {
-    /// End, with this signal's number (exit 128 + n).
-    End(i32),
-    /// Stop until `fg`.
-    Suspend,
-    /// The window changed size.
-    Resize,
-}
-
-/// The number of SIGINT, which Ctrl-C sends at a cooked terminal.
-pub const INTERRUPT: i32 = 2;
 
 impl Signals {
     /// Catches SIGINT, SIGTERM and SIGHUP; at a `terminal` smolchat holds,

@@ -4,23 +4,24 @@
 use std::io;
 
 use crate::terminal::keys::SpecialChars;
+use crate::terminal::Asked;
 
-/// No terminal is held.
+/// No terminal is held: the console keeps its own line editing.
 #[derive(Debug)]
 pub enum RawMode {}
 
 impl RawMode {
-    /// Never: the console keeps its own line editing.
+    /// Never.
     pub fn enter() -> Option<RawMode> {
         None
     }
 
-    /// See the Unix mode's.
+    /// Never called.
     pub fn special_chars(&self) -> SpecialChars {
         match *self {}
     }
 
-    /// See the Unix mode's.
+    /// Never called.
     pub fn stop(&mut self) {
         match *self {}
     }
@@ -31,31 +32,17 @@ pub fn width() -> usize {
     80
 }
 
-/// No signals are caught.
+/// No signals are caught: Ctrl-C is left to the system's own handler.
 #[derive(Debug)]
 pub enum Signals {}
 
-/// What a signal asks for (see the Unix mode's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Asked {
-    /// End, with this signal's number.
-    End(i32),
-    /// Stop until `fg`.
-    Suspend,
-    /// The window changed size.
-    Resize,
-}
-
-/// The number of SIGINT, as Ctrl-C counts where it is a key.
-pub const INTERRUPT: i32 = 2;
-
 impl Signals {
-    /// Never: Ctrl-C is left to the system's own handler.
+    /// Never.
     pub fn catch(_terminal: bool) -> io::Result<Signals> {
         Err(io::ErrorKind::Unsupported.into())
     }
 
-    /// See the Unix mode's.
+    /// Never called.
     pub async fn next(&mut self) -> Asked {
         match *self {}
     }
