@@ -3,9 +3,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::{self, Write};
-use std::pin::pin;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use smolchat::cli::{self, Config, Parsed};
@@ -14,7 +12,7 @@ use smolchat::terminal::console::{self, Console, ConsoleStyle};
 use smolchat::terminal::keyboard::{self, Keyboard};
 use smolchat::terminal::mode::Signals;
 use smolchat::terminal::Asked;
-use smolchat::wire::{error, net, within};
+use smolchat::wire::{error, net};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
 const KEYBOARD_READ_AHEAD: usize = 64 * 1024;
@@ -79,40 +77,34 @@ fn main() -> ExitCode {
     // holds the terminal in the line editor's mode until it is dropped.
     let (mut keyboard, tty) = Keyboard::open(KEYBOARD_READ_AHEAD, max_line, &style, catch);
     let mut screen = Console::new(style, tty);
+    // The keyboard catches the signals that end a chat, and ends a session
+    // it watches by them, a private one with its close; `main` catches them
+    // too, for where no session watches the keyboard (connecting, a
+    // handshake). The keyboard registered first, so it has the signal when
+    // `main` does, and the role is polled first: a session ends, its close
+    // sent, before `main` ends the program.
     let mut signals = match keyboard.catches_signals() {
         true => Signals::catch(false).ok(),
         false => None,
     };
-    let outcome = smol::block_on(async {
-        let role = async {
-            match &config {
-                Config::Server(s) => roles::serve(s, &mut keyboard, &mut screen).await,
-                Config::Client(c) => roles::client(c, &mut keyboard, &mut screen).await,
+    let signalled = async {
+        loop {
+            match &mut signals {
+                Some(signals) => match signals.next().await {
+                    Asked::End(n) => return Run::Signalled(n),
+                    Asked::Suspend | Asked::Resize => {}
+                },
+                None => future::pending::<()>().await,
             }
-        };
-        let mut role = pin!(role);
-        let signal = async {
-            loop {
-                match &mut signals {
-                    Some(signals) => match signals.next().await {
-                        Asked::End(n) => return n,
-                        Asked::Suspend | Asked::Resize => {}
-                    },
-                    None => future::pending::<()>().await,
-                }
-            }
-        };
-        let run = async { Run::Done(role.as_mut().await) };
-        match future::or(run, async { Run::Signalled(signal.await) }).await {
-            // A session that watches the keyboard ends by the same signal,
-            // with its close: a moment for it, wherever the chat was.
-            Run::Signalled(n) => {
-                within(Instant::now() + LEAVING, role).await;
-                Run::Signalled(n)
-            }
-            done => done,
         }
-    });
+    };
+    let role = async {
+        Run::Done(match &config {
+            Config::Server(s) => roles::serve(s, &mut keyboard, &mut screen).await,
+            Config::Client(c) => roles::client(c, &mut keyboard, &mut screen).await,
+        })
+    };
+    let outcome = smol::block_on(future::or(role, signalled));
 
     // The one place where an outcome becomes an exit code; the console goes
     // first, so that an open prompt's line is ended before the error, then
@@ -129,10 +121,6 @@ fn main() -> ExitCode {
         (Run::Done(Err(error)), None) => failure(&error.to_string()),
     }
 }
-
-/// How long a signal waits for the session it ended to close (a private
-/// chat's close record goes first) before the program ends anyway.
-const LEAVING: Duration = Duration::from_millis(200);
 
 /// How the chat ended.
 enum Run {

@@ -13,6 +13,8 @@ pub mod net;
 pub mod relay;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -25,15 +27,16 @@ use futures_lite::future;
 /// socket's buffer, a line already read.
 pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> {
     let mut work = std::pin::pin!(work);
-    if let Some(done) = future::poll_once(work.as_mut()).await {
-        return Some(done);
-    }
-    // The work first: when both are ready, what was done counts.
-    let late = async {
-        smol::Timer::at(deadline).await;
-        None
-    };
-    future::or(async { Some(work.await) }, late).await
+    let mut timer = None;
+    future::poll_fn(|cx| {
+        // The work first: when both are ready, what was done counts.
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(done));
+        }
+        let timer = timer.get_or_insert_with(|| smol::Timer::at(deadline));
+        Pin::new(timer).poll(cx).map(|_| None)
+    })
+    .await
 }
 
 /// A peer's stream that can tell, without waiting and without reading
