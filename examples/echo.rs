@@ -26,7 +26,7 @@ const MAX_LINE: usize = 1 << 20;
 /// A screen that "types" each message it is shown as the answer.
 struct Echo {
     /// Where the answers go: the keyboard side of the turn loop reads them.
-    keyboard: piper::Writer,
+    answers: piper::Writer,
 }
 
 impl Screen for Echo {
@@ -34,8 +34,8 @@ impl Screen for Echo {
         status(&format!("echo: {}", escape(text)));
         // The pipe holds a whole message, and the turn loop reads it before
         // the next one arrives, so the answer always fits.
-        self.keyboard.try_fill(text);
-        self.keyboard.try_fill(b"\n");
+        self.answers.try_fill(text);
+        self.answers.try_fill(b"\n");
         Ok(())
     }
 
@@ -61,10 +61,10 @@ fn main() -> ExitCode {
             let settings = Settings::default();
 
             // A fresh "keyboard" per client, so no answer outlives its session.
-            let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
-            let mut keys = Keyboard::plain(answers, MAX_LINE);
-            let mut screen = Echo { keyboard };
-            match roles::talk(&stream, Role::Server, settings, MAX_LINE, &mut keys, &mut screen)
+            let (typed, answers) = piper::pipe(MAX_LINE + 2);
+            let mut keyboard = Keyboard::plain(typed, MAX_LINE);
+            let mut screen = Echo { answers };
+            match roles::talk(&stream, Role::Server, settings, MAX_LINE, &mut keyboard, &mut screen)
                 .await
             {
                 Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", error::describe(&e))),

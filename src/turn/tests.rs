@@ -47,7 +47,7 @@ impl HangUp for piper::Reader {}
 /// A keyboard whose lines the test types: a script's, taken one per turn,
 /// or a person's, watched while the peer has the turn (a line entered then
 /// waits for the next turn; `EXIT` and the end of input act at once).
-struct Keys {
+struct Scripted {
     lines: Framer<TypedAhead>,
     person: bool,
     waiting: VecDeque<Vec<u8>>,
@@ -62,7 +62,7 @@ enum Read {
     Left(Ending),
 }
 
-impl Keys {
+impl Scripted {
     async fn read(&mut self) -> io::Result<Read> {
         Ok(match self.lines.next().await? {
             Frame::Line if self.person && self.lines.line() == EXIT => Read::Left(Ending::Exit),
@@ -73,7 +73,7 @@ impl Keys {
     }
 }
 
-impl Lines for Keys {
+impl Lines for Scripted {
     async fn next(&mut self, line: &mut Vec<u8>) -> io::Result<Input> {
         let text = match self.waiting.pop_front() {
             Some(text) => text,
@@ -111,21 +111,21 @@ impl Lines for Keys {
 }
 
 /// A script's keyboard, whose input the test writes.
-fn keyboard(max_line: usize) -> (Keys, piper::Writer) {
+fn script(max_line: usize) -> (Scripted, piper::Writer) {
     let (r, w) = piper::pipe(KEYBOARD_PIPE);
-    let keys = Keys {
+    let keyboard = Scripted {
         lines: Framer::new(TypedAhead(r), max_line),
         person: false,
         waiting: VecDeque::new(),
         fates: Vec::new(),
     };
-    (keys, w)
+    (keyboard, w)
 }
 
-/// A person's keyboard, whose keys the test types.
-fn person(max_line: usize) -> (Keys, piper::Writer) {
-    let (keys, w) = keyboard(max_line);
-    (Keys { person: true, ..keys }, w)
+/// A person's keyboard, whose keyboard the test types.
+fn person(max_line: usize) -> (Scripted, piper::Writer) {
+    let (keyboard, w) = script(max_line);
+    (Scripted { person: true, ..keyboard }, w)
 }
 
 /// A peer's stream, as the turn loop takes it.
@@ -161,7 +161,7 @@ impl Peer {
 fn chat<F, Fut>(
     role: Role,
     settings: Settings,
-    keys: &mut Keys,
+    keyboard: &mut Scripted,
     screen: &mut Recorder,
     script: F,
 ) -> Result<Ending, Failure>
@@ -176,7 +176,7 @@ where
         let session = async {
             let mut peer_lines = Framer::new(boxed(from_peer), 20);
             let mut writer = to_peer;
-            let ending = Session { peer: &mut peer_lines, to_peer: &mut writer, keyboard: keys }
+            let ending = Session { peer: &mut peer_lines, to_peer: &mut writer, keyboard }
                 .run(role, settings, screen)
                 .await;
             // Closing the connection both ways, as the roles do.
@@ -202,11 +202,11 @@ fn messages(screen: &Recorder) -> Vec<&str> {
 
 #[test]
 fn client_speaks_first_then_waits_for_the_answer() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "hello\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("hello").await;
             p.say(b"hi there\n").await;
             p.hang_up();
@@ -219,11 +219,11 @@ fn client_speaks_first_then_waits_for_the_answer() {
 
 #[test]
 fn server_waits_first_then_answers() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "answer\r\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"question\r\n").await;
             p.expect("answer").await;
             p.hang_up();
@@ -234,11 +234,11 @@ fn server_waits_first_then_answers() {
 
 #[test]
 fn exact_exit_ends_without_sending() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, " EXIT\nEXIT \nexit\nEXIT\nnever\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             for sent in [" EXIT", "EXIT ", "exit"] {
                 p.expect(sent).await;
                 p.say(b"ok\n").await;
@@ -251,11 +251,11 @@ fn exact_exit_ends_without_sending() {
 
 #[test]
 fn exit_with_crlf_is_exit() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "EXIT\r\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect_eof().await;
         });
     assert_eq!(ending.unwrap(), Ending::Exit);
@@ -263,11 +263,11 @@ fn exit_with_crlf_is_exit() {
 
 #[test]
 fn an_empty_line_is_a_message() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("").await;
             p.say(b"\n").await;
             p.hang_up();
@@ -278,12 +278,12 @@ fn an_empty_line_is_a_message() {
 
 #[test]
 fn end_of_keyboard_input_ends_the_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "one\n");
     drop(kb);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("one").await;
             p.say(b"two\n").await;
             p.expect_eof().await;
@@ -294,12 +294,12 @@ fn end_of_keyboard_input_ends_the_session() {
 
 #[test]
 fn a_last_keyboard_line_without_newline_is_sent() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "bye");
     drop(kb);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("bye").await;
             p.say(b"ok\n").await;
             p.expect_eof().await;
@@ -310,10 +310,10 @@ fn a_last_keyboard_line_without_newline_is_sent() {
 #[test]
 fn hang_up_is_noticed_while_the_keyboard_is_silent() {
     // The keyboard stays open and silent: only the hang-up can end the turn.
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"hello\n").await;
             p.hang_up();
         });
@@ -323,10 +323,10 @@ fn hang_up_is_noticed_while_the_keyboard_is_silent() {
 
 #[test]
 fn lines_sent_out_of_turn_are_shown_in_order_on_the_peers_turn() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             // Three lines before the client has said anything.
             p.say(b"a\nb\nc\n").await;
             type_in(&mut kb, "first\n");
@@ -343,10 +343,10 @@ fn lines_sent_out_of_turn_are_shown_in_order_on_the_peers_turn() {
 
 #[test]
 fn lines_queued_before_a_hang_up_are_still_shown() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"one\ntwo\nthree").await;
             p.hang_up();
         });
@@ -356,18 +356,18 @@ fn lines_queued_before_a_hang_up_are_still_shown() {
 
 #[test]
 fn a_line_being_typed_when_the_peer_leaves_goes_to_the_next_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "hel");
     let mut screen = Recorder::default();
     let first =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"q1\n").await;
             p.hang_up();
         });
     assert_eq!(first.unwrap(), Ending::PeerLeft);
     type_in(&mut kb, "lo\n");
     let second =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"q2\n").await;
             p.expect("hello").await;
             p.hang_up();
@@ -378,11 +378,11 @@ fn a_line_being_typed_when_the_peer_leaves_goes_to_the_next_session() {
 
 #[test]
 fn typed_ahead_lines_wait_for_their_turns() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "one\ntwo\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("one").await;
             // Nothing more may arrive before the answer: "two" is for the next turn.
             p.say(b"ans\n").await;
@@ -394,11 +394,11 @@ fn typed_ahead_lines_wait_for_their_turns() {
 
 #[test]
 fn an_over_long_keyboard_line_is_refused_and_the_turn_goes_on() {
-    let (mut keys, mut kb) = keyboard(5);
+    let (mut keyboard, mut kb) = script(5);
     type_in(&mut kb, "much too long\nok\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("ok").await;
             p.hang_up();
         });
@@ -409,10 +409,10 @@ fn an_over_long_keyboard_line_is_refused_and_the_turn_goes_on() {
 
 #[test]
 fn an_over_long_peer_line_is_a_protocol_error() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(&[b'x'; 64]).await;
         });
     let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
@@ -422,10 +422,10 @@ fn an_over_long_peer_line_is_a_protocol_error() {
 
 #[test]
 fn an_over_long_peer_line_out_of_turn_is_reported_on_hang_up() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(&[b'x'; 30]).await;
             p.say(b"\n").await;
             p.hang_up();
@@ -435,23 +435,22 @@ fn an_over_long_peer_line_out_of_turn_is_reported_on_hang_up() {
 
 #[test]
 fn a_silent_peer_is_dropped_after_the_idle_timeout() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let settings = Settings { idle_timeout: Some(Duration::from_millis(50)) };
     // The peer never speaks, and never hangs up.
-    let (_hold, ending) = {
-        let (from_peer, peer_out) = piper::pipe(PIPE);
-        let (_peer_in, mut to_peer) = piper::pipe(PIPE);
-        let mut peer = Framer::new(boxed(from_peer), 20);
-        let ending = smol::block_on(
-            Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keys }.run(
-                Role::Server,
-                settings,
-                &mut screen,
-            ),
-        );
-        (peer_out, ending)
-    };
+    let (_hold, ending) =
+        {
+            let (from_peer, peer_out) = piper::pipe(PIPE);
+            let (_peer_in, mut to_peer) = piper::pipe(PIPE);
+            let mut peer = Framer::new(boxed(from_peer), 20);
+            let ending =
+                smol::block_on(
+                    Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keyboard }
+                        .run(Role::Server, settings, &mut screen),
+                );
+            (peer_out, ending)
+        };
     let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
     assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     assert_eq!(e.to_string(), "no data for 0.05 s (idle timeout)");
@@ -459,10 +458,10 @@ fn a_silent_peer_is_dropped_after_the_idle_timeout() {
 
 #[test]
 fn the_idle_timeout_counts_silence_not_message_time() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let settings = Settings { idle_timeout: Some(Duration::from_millis(600)) };
-    let ending = chat(Role::Server, settings, &mut keys, &mut screen, |mut p| async move {
+    let ending = chat(Role::Server, settings, &mut keyboard, &mut screen, |mut p| async move {
         // Six bytes 150 ms apart: the line takes longer than the timeout,
         // yet the peer is never silent for as long as the timeout (with
         // 450 ms to spare on a busy machine).
@@ -485,11 +484,11 @@ fn seconds_read_as_typed() {
 
 #[test]
 fn a_closed_screen_ends_the_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "x\n");
     let mut screen = Recorder { closed_after: Some(0), ..Recorder::default() };
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("x").await;
             p.say(b"y\n").await;
             p.expect_eof().await;
@@ -499,10 +498,10 @@ fn a_closed_screen_ends_the_session() {
 
 #[test]
 fn peer_bytes_reach_the_screen_unchanged_for_escaping_there() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"\x1b[2J\xff\r\n").await;
             p.hang_up();
         });
@@ -536,7 +535,7 @@ impl HangUp for Watched {
 /// Runs a server session against a peer whose FIN is already visible when
 /// the session starts, with `said` waiting in the pipe ahead of it.
 fn server_after_fin(
-    keys: &mut Keys,
+    keyboard: &mut Scripted,
     screen: &mut Recorder,
     said: &'static [u8],
 ) -> (Result<Ending, Failure>, Vec<u8>) {
@@ -546,7 +545,7 @@ fn server_after_fin(
     let mut peer = Framer::new(boxed(Watched { bytes: from_peer, fin }), 20);
     smol::block_on(async {
         let session = async {
-            let ending = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: keys }
+            let ending = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard }
                 .run(Role::Server, Settings::default(), screen)
                 .await;
             drop(to_peer);
@@ -570,10 +569,10 @@ fn server_after_fin(
 
 #[test]
 fn a_fin_behind_unread_lines_keeps_the_typed_ahead_line_for_the_next_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "kept\n");
     let mut screen = Recorder::default();
-    let (ending, got) = server_after_fin(&mut keys, &mut screen, b"q\nmore\nlast\n");
+    let (ending, got) = server_after_fin(&mut keyboard, &mut screen, b"q\nmore\nlast\n");
     assert_eq!(ending.unwrap(), Ending::PeerLeft);
     assert_eq!(String::from_utf8_lossy(&got), "", "a line went to a peer that had left");
     // Every line sent before the FIN is shown, in order.
@@ -581,7 +580,7 @@ fn a_fin_behind_unread_lines_keeps_the_typed_ahead_line_for_the_next_session() {
     // The line waits for the next session.
     let mut screen = Recorder::default();
     let next =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"hello\n").await;
             p.expect("kept").await;
             p.hang_up();
@@ -591,12 +590,12 @@ fn a_fin_behind_unread_lines_keeps_the_typed_ahead_line_for_the_next_session() {
 
 #[test]
 fn a_hang_up_behind_a_full_buffer_is_seen_while_the_keyboard_is_silent() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     // Far more than the 23 bytes the peer's framer holds, so that reading
     // ahead stops with the FIN still behind the lines.
     let said = b"q\nout of turn 01\nout of turn 02\nout of turn 03\nout of turn 04\n";
-    let (ending, got) = server_after_fin(&mut keys, &mut screen, said);
+    let (ending, got) = server_after_fin(&mut keyboard, &mut screen, said);
     assert_eq!(ending.unwrap(), Ending::PeerLeft);
     assert_eq!(got, b"");
     assert_eq!(
@@ -607,7 +606,7 @@ fn a_hang_up_behind_a_full_buffer_is_seen_while_the_keyboard_is_silent() {
 
 #[test]
 fn a_send_that_makes_no_progress_times_out() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "nobody reads it\n");
     let mut screen = Recorder::default();
     let settings = Settings { idle_timeout: Some(Duration::from_millis(50)) };
@@ -617,7 +616,8 @@ fn a_send_that_makes_no_progress_times_out() {
         let (peer_in, mut to_peer) = piper::pipe(PIPE);
         block_on(peer_out.write_all(b"q\n")).unwrap();
         let mut peer = Framer::new(boxed(from_peer), 20);
-        let mut session = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keys };
+        let mut session =
+            Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keyboard };
         let session = session.run(Role::Server, settings, &mut screen);
         let ending = smol::block_on(session.or(async {
             smol::Timer::after(Duration::from_secs(20)).await;
@@ -639,11 +639,11 @@ fn sends_are_bounded_by_30_seconds_without_an_idle_timeout() {
 
 /// A person leaves while the peer has the turn.
 fn leave_during_the_peers_turn(leave: &'static [u8]) -> Ending {
-    let (mut keys, mut kb) = person(20);
+    let (mut keyboard, mut kb) = person(20);
     type_in(&mut kb, "hello\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("hello").await;
             // The peer never answers.
             if leave.is_empty() {
@@ -668,11 +668,11 @@ fn the_end_of_input_during_the_peers_turn_ends_the_session_for_a_person() {
 
 #[test]
 fn a_line_entered_during_the_peers_turn_waits_for_the_next_turn() {
-    let (mut keys, mut kb) = person(20);
+    let (mut keyboard, mut kb) = person(20);
     type_in(&mut kb, "q\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("q").await;
             kb.write_all(b"early\n").await.unwrap();
             p.say(b"a\n").await;
@@ -682,7 +682,7 @@ fn a_line_entered_during_the_peers_turn_waits_for_the_next_turn() {
         });
     assert_eq!(ending.unwrap(), Ending::Exit);
     assert_eq!(messages(&screen), ["a"]);
-    assert_eq!(keys.fates, [Fate::Sent, Fate::Sent]);
+    assert_eq!(keyboard.fates, [Fate::Sent, Fate::Sent]);
 }
 
 impl HangUp for TypedAhead {}
@@ -698,18 +698,18 @@ fn a_peer_that_stops_reading(
     leave: &'static [u8],
 ) -> (Result<Ending, Failure>, Vec<String>, usize) {
     use crate::private::record::{RecordWriter, Sealer};
-    let (mut keys, mut kb) = person(1000);
+    let (mut keyboard, mut kb) = person(1000);
     type_in(&mut kb, &format!("hello\n{}\n", "x".repeat(900)));
     let (from_peer, mut peer_out) = piper::pipe(PIPE);
     let (mut peer_in, to_peer) = piper::pipe(64);
     let mut peer = Framer::new(boxed(TypedAhead(from_peer)), 20);
     let mut to_peer = RecordWriter::new(to_peer, Sealer::new(&[7; 32]));
     let mut screen = Recorder::default();
-    let mut session = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keys };
+    let mut session = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keyboard };
     let session = session.run(Role::Client, settings, &mut screen);
     let script = async {
         // The first record, then the answer; nothing is read after it. The
-        // session is polled first, so it takes the answer before the keys.
+        // session is polled first, so it takes the answer before the keyboard.
         let mut first = [0u8; 4 + 1 + 6 + 16];
         futures_lite::io::AsyncReadExt::read_exact(&mut peer_in, &mut first).await.unwrap();
         peer_out.write_all(b"a\n").await.unwrap();
