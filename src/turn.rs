@@ -55,9 +55,12 @@ pub trait Screen {
 /// user's turn, and a leave while the peer has the turn. The keyboard
 /// implements it for a script's lines and for a person's alike.
 pub trait Lines {
-    /// Puts the next line for the local user's turn in `line`, with its
-    /// `\n`, or says why there is none. Cancelling it loses nothing.
-    fn next(&mut self, line: &mut Vec<u8>) -> impl Future<Output = io::Result<Input>>;
+    /// The next line for the local user's turn, or why there is none.
+    /// Cancelling it loses nothing.
+    fn next(&mut self) -> impl Future<Output = io::Result<Input>>;
+
+    /// The line last given, with its `\n`.
+    fn line(&self) -> &[u8];
 
     /// Returns when the user leaves while it is not their turn (`EXIT` or
     /// Ctrl-D at a terminal, a signal); never for a script, whose lines are
@@ -71,7 +74,7 @@ pub trait Lines {
 /// What the keyboard gives on the local user's turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
-    /// A line, put in the buffer given.
+    /// A line: [`Lines::line`].
     Line,
     /// A line longer than this many bytes: not sent, and the turn goes on.
     TooLong(usize),
@@ -149,11 +152,8 @@ impl<K: Lines> Session<'_, K> {
         settings: Settings,
         screen: &mut S,
     ) -> Result<Ending, Failure> {
-        // The keyboard's lines go out from here, so that the keyboard stays
-        // free to be watched while one is sent.
-        let mut line = Vec::new();
         if role == Role::Client {
-            if let Some(ending) = self.local_turn(&mut line, settings, screen).await? {
+            if let Some(ending) = self.local_turn(settings, screen).await? {
                 return Ok(ending);
             }
         }
@@ -161,7 +161,7 @@ impl<K: Lines> Session<'_, K> {
             if let Some(ending) = self.peer_turn(settings.idle_timeout, screen).await? {
                 return Ok(ending);
             }
-            if let Some(ending) = self.local_turn(&mut line, settings, screen).await? {
+            if let Some(ending) = self.local_turn(settings, screen).await? {
                 return Ok(ending);
             }
         }
@@ -201,7 +201,6 @@ impl<K: Lines> Session<'_, K> {
     /// while watching the connection so that a hang-up ends the turn at once.
     async fn local_turn<S: Screen>(
         &mut self,
-        line: &mut Vec<u8>,
         settings: Settings,
         screen: &mut S,
     ) -> Result<Option<Ending>, Failure> {
@@ -209,12 +208,12 @@ impl<K: Lines> Session<'_, K> {
             // A line already typed ahead takes the turn at once, without a
             // prompt or a reactor wait. Otherwise the socket is polled first
             // so that a hang-up wins over a keystroke at the same moment.
-            let input = match future::poll_once(self.keyboard.next(line)).await {
+            let input = match future::poll_once(self.keyboard.next()).await {
                 Some(input) => input,
                 None => {
                     screen.prompt();
                     let (peer, keyboard) = (&mut *self.peer, &mut *self.keyboard);
-                    let typed = async { Ok(keyboard.next(line).await) };
+                    let typed = async { Ok(keyboard.next().await) };
                     match future::or(async { Err(watch(peer).await) }, typed).await {
                         Ok(input) => input,
                         Err(watched) => return self.peer_gone(watched, screen).await,
@@ -227,24 +226,23 @@ impl<K: Lines> Session<'_, K> {
                     screen.typed();
                     screen.status(&format!("line longer than {max} bytes, not sent"));
                 }
-                Input::Line if line.strip_suffix(b"\n") == Some(EXIT) => {
+                Input::Line if self.keyboard.line().strip_suffix(b"\n") == Some(EXIT) => {
                     screen.typed();
                     return Ok(Some(Ending::Exit));
                 }
                 Input::Line => {
                     screen.typed();
-                    return self.send(line, settings.send_timeout(), screen).await;
+                    return self.send(settings.send_timeout(), screen).await;
                 }
             }
         }
     }
 
-    /// Sends the keyboard's `line`, unless the peer has left first; `Some`
+    /// Sends the keyboard's line, unless the peer has left first; `Some`
     /// when the session ended meanwhile. The user may still leave while the
     /// line waits for a peer that does not read.
     async fn send<S: Screen>(
         &mut self,
-        line: &[u8],
         bound: Duration,
         screen: &mut S,
     ) -> Result<Option<Ending>, Failure> {
@@ -255,9 +253,22 @@ impl<K: Lines> Session<'_, K> {
             self.keyboard.fate(Fate::Kept);
             return self.peer_gone(Ok(()), screen).await;
         }
-        let (to_peer, keyboard) = (&mut *self.to_peer, &mut *self.keyboard);
-        let sent = async { Ok(send_within(to_peer, line, bound).await) };
-        match future::or(sent, async { Err(keyboard.left().await) }).await {
+        // Most lines go out at once, lent by the keyboard; the rest of one
+        // that waits for the peer to read is copied, so that the keyboard
+        // is free to be watched meanwhile.
+        let mut written = 0;
+        let line = self.keyboard.line();
+        let sent =
+            match future::poll_once(send_within(self.to_peer, line, &mut written, bound)).await {
+                Some(sent) => Ok(sent),
+                None => {
+                    let rest = line[written..].to_vec();
+                    let (to_peer, keyboard) = (&mut *self.to_peer, &mut *self.keyboard);
+                    let sent = async { Ok(send_within(to_peer, &rest, &mut 0, bound).await) };
+                    future::or(sent, async { Err(keyboard.left().await) }).await
+                }
+            };
+        match sent {
             Ok(Ok(())) => {
                 self.keyboard.fate(Fate::Sent);
                 Ok(None)
@@ -326,20 +337,23 @@ async fn watch(peer: &mut Framer<Box<dyn PeerStream>>) -> io::Result<()> {
     }
 }
 
-/// Writes all of `line` and flushes it (a private chat's writer queues a
-/// record until then), failing with "timed out" when a step makes no
-/// progress for `bound`: the clock counts silence, so a slow reader that
-/// takes something in each period is never cut off.
+/// Writes the rest of `line` after the `written` bytes, counting them, and
+/// flushes it (a private chat's writer queues a record until then), failing
+/// with "timed out" when a step makes no progress for `bound`: the clock
+/// counts silence, so a slow reader that takes something in each period is
+/// never cut off.
 async fn send_within(
     to_peer: &mut (dyn AsyncWrite + Unpin),
-    mut line: &[u8],
+    line: &[u8],
+    written: &mut usize,
     bound: Duration,
 ) -> io::Result<()> {
     let late = || send_timed_out(bound);
-    while !line.is_empty() {
-        match within(Instant::now() + bound, to_peer.write(line)).await.ok_or_else(late)? {
+    while *written < line.len() {
+        let step = within(Instant::now() + bound, to_peer.write(&line[*written..]));
+        match step.await.ok_or_else(late)? {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => line = &line[n..],
+            Ok(n) => *written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

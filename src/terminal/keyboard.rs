@@ -178,6 +178,10 @@ pub struct Keyboard<K> {
     /// How the person left: for good (the end of input, Ctrl-C, a signal;
     /// the first counts), or by `EXIT`, which acts once.
     left: Option<Ending>,
+    /// The line last given with its `\n`, where the framer does not hold
+    /// it so: an edited line, or one that came with `\r\n` or without an
+    /// end.
+    line: Vec<u8>,
 }
 
 /// Where the lines come from.
@@ -201,8 +205,6 @@ struct Edited<K> {
     /// The terminal in smolchat's mode, given back when the keyboard goes
     /// (none in tests).
     mode: Option<RawMode>,
-    /// The line last handed out, for the transcript once it is sent.
-    line: String,
     /// The hidden line, once entered.
     hidden: Option<String>,
 }
@@ -213,8 +215,10 @@ enum Plain<'a> {
     Unread,
     /// The end of input with no line left.
     End,
-    /// The next line, put here with its `\n`.
-    Line(&'a mut Vec<u8>),
+    /// The next line.
+    Line,
+    /// The next line, put here with its `\n` (a secret).
+    Into(&'a mut Vec<u8>),
 }
 
 impl Keyboard<Stdin> {
@@ -256,16 +260,16 @@ impl Keyboard<Stdin> {
 impl<K> Keyboard<K> {
     /// Plain lines from `src`, of up to `max_line` bytes.
     pub fn plain(src: K, max_line: usize) -> Keyboard<K> {
-        Keyboard { typing: Typing::Plain(Framer::new(src, max_line)), signals: None, left: None }
+        let typing = Typing::Plain(Framer::new(src, max_line));
+        Keyboard { typing, signals: None, left: None, line: Vec::new() }
     }
 
     /// Edited lines from the terminal's bytes `src`, drawn through `tty`,
     /// with the terminal held in `mode`.
     pub fn edited(src: K, tty: Rc<RefCell<Tty>>, mode: Option<RawMode>) -> Keyboard<K> {
         tty.borrow_mut().render();
-        let edited =
-            Edited { src, buf: vec![0; 4096], tty, mode, line: String::new(), hidden: None };
-        Keyboard { typing: Typing::Edited(edited), signals: None, left: None }
+        let edited = Edited { src, buf: vec![0; 4096], tty, mode, hidden: None };
+        Keyboard { typing: Typing::Edited(edited), signals: None, left: None, line: Vec::new() }
     }
 
     /// Whether signals are caught: then the person may leave by one.
@@ -324,7 +328,7 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
     /// editor), a plain line or end when `plain` asks for one (returned), or
     /// a signal. Cancelling it loses nothing.
     async fn act(&mut self, plain: Plain<'_>) -> io::Result<Option<Input>> {
-        let Keyboard { typing, signals, left } = self;
+        let Keyboard { typing, signals, left, line } = self;
         let typed = async {
             match typing {
                 Typing::Edited(edited) => edited.read_keys(left).await.map(|()| None),
@@ -334,11 +338,19 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
                         .wait_for_end()
                         .await
                         .map(|()| Some(Input::Left(Ending::KeyboardClosed))),
-                    Plain::Line(line) => Ok(Some(match framer.next().await? {
+                    Plain::Line | Plain::Into(_) => Ok(Some(match framer.next().await? {
                         Frame::Line => {
-                            line.clear();
-                            line.extend_from_slice(framer.line());
-                            line.push(b'\n');
+                            // A plain `\n` line is lent as the framer holds
+                            // it; any other, and a secret, is made here.
+                            let into = match plain {
+                                Plain::Into(into) => Some(into),
+                                _ => framer.line_with_newline().is_none().then_some(line),
+                            };
+                            if let Some(into) = into {
+                                into.clear();
+                                into.extend_from_slice(framer.line());
+                                into.push(b'\n');
+                            }
                             Input::Line
                         }
                         Frame::TooLong => Input::TooLong(framer.max_line()),
@@ -456,7 +468,7 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
             let _echo = hidden::EchoOff::new();
             let _ = stderr.write_all(prompt.as_bytes()).and_then(|()| stderr.flush());
             loop {
-                match self.act(Plain::Line(&mut line)).await {
+                match self.act(Plain::Into(&mut line)).await {
                     Ok(Some(input)) => break Ok(input),
                     Ok(None) => match self.left {
                         Some(ending) if ending != Ending::Exit => break Ok(Input::Left(ending)),
@@ -483,23 +495,28 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
 /// transcript when it is sent; `EXIT`, Ctrl-D and Ctrl-C come before lines
 /// waiting; a line over the limit was already refused when entered.
 impl<K: AsyncRead + Unpin> Lines for Keyboard<K> {
-    async fn next(&mut self, line: &mut Vec<u8>) -> io::Result<Input> {
+    async fn next(&mut self) -> io::Result<Input> {
         loop {
             if let Some(ending) = self.leaving() {
                 return Ok(Input::Left(ending));
             }
             if let Typing::Edited(edited) = &mut self.typing {
                 if let Some(text) = edited.tty.borrow_mut().editor.take_waiting() {
-                    line.clear();
-                    line.extend_from_slice(text.as_bytes());
-                    line.push(b'\n');
-                    edited.line = text;
+                    self.line = text.into_bytes();
+                    self.line.push(b'\n');
                     return Ok(Input::Line);
                 }
             }
-            if let Some(input) = self.act(Plain::Line(line)).await? {
+            if let Some(input) = self.act(Plain::Line).await? {
                 return Ok(input);
             }
+        }
+    }
+
+    fn line(&self) -> &[u8] {
+        match &self.typing {
+            Typing::Plain(framer) => framer.line_with_newline().unwrap_or(&self.line),
+            Typing::Edited(_) => &self.line,
         }
     }
 
@@ -513,16 +530,19 @@ impl<K: AsyncRead + Unpin> Lines for Keyboard<K> {
     }
 
     fn fate(&mut self, fate: Fate) {
-        match (&mut self.typing, fate) {
+        let Typing::Edited(edited) = &mut self.typing else {
             // A script's answers stay in order, for whoever comes next.
-            (Typing::Plain(framer), Fate::Kept) => framer.put_back(),
-            (Typing::Plain(_), _) => {}
-            (Typing::Edited(edited), Fate::Sent) => edited.tty.borrow_mut().sent(&edited.line),
-            // At a terminal a line belongs to the session it was typed for.
-            (Typing::Edited(edited), _) => {
-                let status = format!("not sent (the peer left): {}", edited.line);
-                edited.tty.borrow_mut().status(&status);
+            if let (Typing::Plain(framer), Fate::Kept) = (&mut self.typing, fate) {
+                framer.put_back();
             }
+            return;
+        };
+        let text = String::from_utf8_lossy(&self.line[..self.line.len() - 1]);
+        let mut tty = edited.tty.borrow_mut();
+        match fate {
+            Fate::Sent => tty.sent(&text),
+            // At a terminal a line belongs to the session it was typed for.
+            Fate::Kept | Fate::Lost => tty.status(&format!("not sent (the peer left): {text}")),
         }
     }
 }

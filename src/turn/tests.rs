@@ -51,6 +51,7 @@ struct Scripted {
     lines: Framer<TypedAhead>,
     person: bool,
     waiting: VecDeque<Vec<u8>>,
+    line: Vec<u8>,
     /// What became of each line given, in order.
     fates: Vec<Fate>,
 }
@@ -74,8 +75,8 @@ impl Scripted {
 }
 
 impl Lines for Scripted {
-    async fn next(&mut self, line: &mut Vec<u8>) -> io::Result<Input> {
-        let text = match self.waiting.pop_front() {
+    async fn next(&mut self) -> io::Result<Input> {
+        let mut text = match self.waiting.pop_front() {
             Some(text) => text,
             None => match self.read().await? {
                 Read::Line(text) => text,
@@ -83,10 +84,13 @@ impl Lines for Scripted {
                 Read::Left(ending) => return Ok(Input::Left(ending)),
             },
         };
-        line.clear();
-        line.extend_from_slice(&text);
-        line.push(b'\n');
+        text.push(b'\n');
+        self.line = text;
         Ok(Input::Line)
+    }
+
+    fn line(&self) -> &[u8] {
+        &self.line
     }
 
     async fn left(&mut self) -> io::Result<Ending> {
@@ -117,6 +121,7 @@ fn script(max_line: usize) -> (Scripted, piper::Writer) {
         lines: Framer::new(TypedAhead(r), max_line),
         person: false,
         waiting: VecDeque::new(),
+        line: Vec::new(),
         fates: Vec::new(),
     };
     (keyboard, w)

@@ -45,9 +45,8 @@ fn edited() -> (Keyboard<TypedAhead>, piper::Writer, Drawn) {
 
 /// The next line the turn loop would take, as text.
 fn next_line(keyboard: &mut Keyboard<TypedAhead>) -> String {
-    let mut line = Vec::new();
-    assert_eq!(block_on(keyboard.next(&mut line)).unwrap(), Input::Line);
-    String::from_utf8(line).unwrap()
+    assert_eq!(block_on(keyboard.next()).unwrap(), Input::Line);
+    String::from_utf8(keyboard.line().to_vec()).unwrap()
 }
 
 #[test]
@@ -87,7 +86,7 @@ fn ctrl_c_is_leaving_by_sigint_at_any_moment() {
     keyboard.begin_session();
     block_on(w.write_all(b"waiting\rhalf\x03")).unwrap();
     assert_eq!(block_on(keyboard.left()).unwrap(), Ending::Signal(2));
-    assert_eq!(block_on(keyboard.next(&mut Vec::new())).unwrap(), Input::Left(Ending::Signal(2)));
+    assert_eq!(block_on(keyboard.next()).unwrap(), Input::Left(Ending::Signal(2)));
     assert_eq!(keyboard.signalled(), Some(2));
 }
 
@@ -103,7 +102,7 @@ fn exit_acts_once_and_the_end_for_good() {
     // The end comes before lines waiting, and stays.
     block_on(w.write_all(b"waiting\r\x04")).unwrap();
     let end = Input::Left(Ending::KeyboardClosed);
-    assert_eq!(block_on(keyboard.next(&mut Vec::new())).unwrap(), end);
+    assert_eq!(block_on(keyboard.next()).unwrap(), end);
     assert_eq!(block_on(keyboard.left()).unwrap(), Ending::KeyboardClosed);
     assert_eq!(block_on(keyboard.left()).unwrap(), Ending::KeyboardClosed);
 }
@@ -136,15 +135,12 @@ fn plain_lines_wait_for_their_turn_and_one_kept_comes_again() {
     drop(w);
     // Never read while the peer has the turn.
     assert!(future::block_on(future::poll_once(keyboard.left())).is_none());
-    let mut line = Vec::new();
-    assert_eq!(block_on(keyboard.next(&mut line)).unwrap(), Input::Line);
-    assert_eq!(line, b"one\n");
+    assert_eq!(next_line(&mut keyboard), "one\n");
     keyboard.fate(Fate::Kept);
-    assert_eq!(block_on(keyboard.next(&mut line)).unwrap(), Input::Line);
-    assert_eq!(line, b"one\n");
-    assert_eq!(block_on(keyboard.next(&mut line)).unwrap(), Input::TooLong(5));
-    assert_eq!(block_on(keyboard.next(&mut line)).unwrap(), Input::Line);
-    assert_eq!(line, b"two\n");
+    assert_eq!(next_line(&mut keyboard), "one\n");
+    assert_eq!(block_on(keyboard.next()).unwrap(), Input::TooLong(5));
+    // The last line, without its end, is sent with one.
+    assert_eq!(next_line(&mut keyboard), "two\n");
     let end = Input::Left(Ending::KeyboardClosed);
-    assert_eq!(block_on(keyboard.next(&mut line)).unwrap(), end);
+    assert_eq!(block_on(keyboard.next()).unwrap(), end);
 }
