@@ -105,4 +105,34 @@ mod with_private {
         assert_eq!(line, format!("smolchat: {addr} left\n"));
         assert!(!server.stderr().contains("error"), "{}", server.report());
     }
+
+    #[test]
+    fn at_a_dumb_terminal_the_code_is_asked_without_echo_and_ctrl_c_ends_it() {
+        if !ready("leaving::at_a_dumb_terminal_the_code_is_asked_without_echo_and_ctrl_c_ends_it") {
+            return;
+        }
+        let mut cmd = smolchat();
+        cmd.args(["server", "--private", "--bind", "127.0.0.1", "0"])
+            .env("SMOLCHAT_CODE", "6-dumb-luck");
+        let mut server = Proc::spawn(cmd);
+        let port = listening_port(&mut server);
+        let args = ["client", "--private", "127.0.0.1", &port];
+        // Ctrl-C typed at the code prompt, where it is a byte of the line.
+        let mut term = Term::start(&args, &[("TERM", "dumb")]);
+        term.expect(b"code: ");
+        term.type_keys(b"6-du\x03\r");
+        assert_eq!(term.wait().code(), Some(130));
+        // The code typed in full is not shown, and the chat goes on.
+        let mut term = Term::start(&args, &[("TERM", "dumb")]);
+        term.expect(b"code: ");
+        term.type_keys(b"6-dumb-luck\r");
+        term.expect(b"this chat is private");
+        term.type_keys(b"hello\r");
+        assert_eq!(server.stdout_line(), "hello\n");
+        assert!(!String::from_utf8_lossy(&term.shown()).contains("dumb-luck"));
+        server.send(b"hi\n");
+        term.expect(b"peer> hi");
+        term.type_keys(b"EXIT\r");
+        assert_eq!(term.wait().code(), Some(0));
+    }
 }

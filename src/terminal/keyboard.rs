@@ -63,12 +63,6 @@ fn stdin_as_file() -> Option<File> {
     io::stdin().as_handle().try_clone_to_owned().ok().map(File::from)
 }
 
-/// Elsewhere stdin is always read on a thread.
-#[cfg(not(any(unix, windows)))]
-fn stdin_as_file() -> Option<File> {
-    None
-}
-
 impl AsyncRead for Stdin {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -210,15 +204,13 @@ struct Edited<K> {
 }
 
 /// What plain input is read for while the keyboard waits for the person.
-enum Plain<'a> {
+enum Plain {
     /// Nothing: a script's lines are answers, each waits for its turn.
     Unread,
     /// The end of input with no line left.
     End,
     /// The next line.
     Line,
-    /// The next line, put here with its `\n` (a secret).
-    Into(&'a mut Vec<u8>),
 }
 
 impl Keyboard<Stdin> {
@@ -327,7 +319,7 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
     /// Waits for the person: keys typed at a terminal (applied to the
     /// editor), a plain line or end when `plain` asks for one (returned), or
     /// a signal. Cancelling it loses nothing.
-    async fn act(&mut self, plain: Plain<'_>) -> io::Result<Option<Input>> {
+    async fn act(&mut self, plain: Plain) -> io::Result<Option<Input>> {
         let Keyboard { typing, signals, left, line } = self;
         let typed = async {
             match typing {
@@ -338,18 +330,14 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
                         .wait_for_end()
                         .await
                         .map(|()| Some(Input::Left(Ending::KeyboardClosed))),
-                    Plain::Line | Plain::Into(_) => Ok(Some(match framer.next().await? {
+                    Plain::Line => Ok(Some(match framer.next().await? {
                         Frame::Line => {
                             // A plain `\n` line is lent as the framer holds
-                            // it; any other, and a secret, is made here.
-                            let into = match plain {
-                                Plain::Into(into) => Some(into),
-                                _ => framer.line_with_newline().is_none().then_some(line),
-                            };
-                            if let Some(into) = into {
-                                into.clear();
-                                into.extend_from_slice(framer.line());
-                                into.push(b'\n');
+                            // it; any other is made here.
+                            if framer.line_with_newline().is_none() {
+                                line.clear();
+                                line.extend_from_slice(framer.line());
+                                line.push(b'\n');
                             }
                             Input::Line
                         }
@@ -461,24 +449,15 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
             return read.map(|()| edited.hidden.take().unwrap_or_default());
         }
         let mut stderr = io::stderr();
-        let mut line = Vec::new();
         let input = {
             // Echo goes off before the prompt shows, so that nothing typed
             // after it is shown, and back on as soon as the line is read.
             let _echo = hidden::EchoOff::new();
             let _ = stderr.write_all(prompt.as_bytes()).and_then(|()| stderr.flush());
-            loop {
-                match self.act(Plain::Into(&mut line)).await {
-                    Ok(Some(input)) => break Ok(input),
-                    Ok(None) => match self.left {
-                        Some(ending) if ending != Ending::Exit => break Ok(Input::Left(ending)),
-                        _ => {}
-                    },
-                    Err(e) => break Err(e),
-                }
-            }
+            self.next().await
         };
         let _ = stderr.write_all(b"\n");
+        let line = self.line();
         match input? {
             Input::Line if line.contains(&0x03) => {
                 leave(&mut self.left, Ending::Signal(INTERRUPT));
