@@ -4,11 +4,14 @@
 //! connection lost without a close record says so in plain words.
 
 #[cfg(feature = "private")]
-mod with_private {
+mod chats {
     use std::time::{Duration, Instant};
 
     use crate::pty::{ready, Term};
-    use crate::util::{smolchat, Proc};
+    use crate::util::{native_only, smolchat, Proc};
+
+    /// Why these tests do not apply to the Windows build under Wine.
+    const NATIVE: &str = "the Windows build catches no signals (Ctrl-C is the console's)";
 
     /// A private server and client with `code`, a line from the client
     /// shown by the server (so the chat is on, and it is the server's
@@ -47,6 +50,7 @@ mod with_private {
 
     #[test]
     fn a_signal_ends_a_private_client_with_its_close() {
+        native_only(NATIVE);
         for (signal, code) in [("TERM", 143), ("HUP", 129), ("INT", 130)] {
             let (mut server, mut client, addr) = private_chat("6-left-softly");
             // The client waits for the server's answer.
@@ -59,6 +63,7 @@ mod with_private {
 
     #[test]
     fn a_signal_ends_a_private_server_with_its_close() {
+        native_only(NATIVE);
         let (mut server, mut client, _) = private_chat("6-left-softly");
         // The server's user is typing its answer.
         assert_eq!(signalled(&mut server, "TERM"), Some(143));
