@@ -12,15 +12,15 @@ use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWrite};
-use futures_lite::FutureExt;
+use futures_lite::io::AsyncRead;
 
-use crate::terminal::keyboard::Keys as Typed;
-use crate::turn::{Ending, Failure, PeerSocket, PeerStream, Role, Screen, Session, Settings};
+use crate::terminal::keyboard::Keyboard;
+use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::Error;
 use crate::wire::framer::Framer;
-use crate::wire::net::{self, Connection};
-use crate::wire::{deadline, error::seconds_text};
+use crate::wire::net;
+use crate::wire::{deadline, error::seconds_text, within};
+use async_net::TcpStream;
 use handshake::{Awaited, Secrets};
 use record::{RecordReader, RecordWriter};
 
@@ -76,7 +76,7 @@ pub fn check_code_source(server: bool) -> Result<(), &'static str> {
 /// its list, say) is said and asked again before it costs a guess; typed
 /// the same twice, it is used as it is (a server's `SMOLCHAT_CODE` may be
 /// any text).
-pub async fn client_code<K, S>(keys: &mut Typed<K>, screen: &mut S) -> Result<String, Error>
+pub async fn client_code<K, S>(keyboard: &mut Keyboard<K>, screen: &mut S) -> Result<String, Error>
 where
     K: AsyncRead + Unpin,
     S: Screen,
@@ -86,7 +86,7 @@ where
     }
     let mut doubted: Option<String> = None;
     loop {
-        let line = keys
+        let line = keyboard
             .read_secret("code: ")
             .await
             .map_err(|error| Error { what: "cannot read the code".into(), error })?;
@@ -207,7 +207,7 @@ impl Server {
     /// line's deadline, answered `ready` at once; then the code, which a
     /// person may take a minute to type. A connection that fails is closed;
     /// [`Server::failed`] says why and counts a wrong code.
-    pub async fn handshake(&self, wire: &Connection) -> Result<Secrets, handshake::Failure> {
+    pub async fn handshake(&self, wire: &TcpStream) -> Result<Secrets, handshake::Failure> {
         let mut lines = Framer::new(wire.clone(), handshake::MAX_LINE);
         let first_by = Instant::now() + deadline(handshake::FIRST_LINE);
         let outcome = async {
@@ -264,7 +264,7 @@ pub const TURN_AWAY_WAIT: Duration = Duration::from_secs(2);
 /// connection: reads its first line for a moment, tells a private client
 /// the server is busy and anything else what a plain client is told, and
 /// closes it.
-pub async fn turn_away(wire: &Connection) {
+pub async fn turn_away(wire: &TcpStream) {
     let mut lines = Framer::new(wire.clone(), handshake::MAX_LINE);
     let by = Instant::now() + deadline(TURN_AWAY_WAIT);
     // Whatever it sent, it is closed: only the words it got differ.
@@ -279,10 +279,10 @@ pub async fn turn_away(wire: &Connection) {
 /// server never answers the hello). The lines that follow, for
 /// [`handshake_client`].
 pub async fn hello(
-    wire: &Connection,
+    wire: &TcpStream,
     peer: &str,
     timeout: Duration,
-) -> Result<Framer<Connection>, Error> {
+) -> Result<Framer<TcpStream>, Error> {
     let mut lines = Framer::new(wire.clone(), handshake::MAX_LINE);
     let deadline = Instant::now() + timeout;
     let failure = match handshake::hello(&mut lines, &mut wire.clone(), deadline).await {
@@ -316,8 +316,8 @@ pub async fn hello(
 /// a relay, the lines after `paired` with the hello still to send
 /// (`with_hello`).
 pub async fn handshake_client(
-    lines: Framer<Connection>,
-    wire: &Connection,
+    lines: Framer<TcpStream>,
+    wire: &TcpStream,
     code: &str,
     peer: &str,
     with_hello: bool,
@@ -356,14 +356,16 @@ pub async fn handshake_client(
 }
 
 /// One private session over a connection whose handshake is done, closed
-/// with a close record when it ends without a failure.
+/// with a close record when it ends without a failure: also when the
+/// person leaves by Ctrl-C or a signal, so that the peer reads that they
+/// left.
 pub async fn talk<K, S>(
-    wire: &Connection,
+    wire: &TcpStream,
     secrets: Secrets,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Typed<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -373,18 +375,12 @@ where
     let reader = RecordReader::new(wire.clone(), secrets.open, max_line, &secrets.early);
     let mut peer = Framer::new(Box::new(reader) as Box<dyn PeerStream>, max_line);
     let mut to_peer = RecordWriter::new(wire.clone(), secrets.seal);
-    let writer: &mut (dyn AsyncWrite + Unpin) = &mut to_peer;
-    let outcome =
-        Session { peer: &mut peer, to_peer: writer, keys }.run(role, settings, screen).await;
-    if outcome.is_ok() && wire.allow_blocking(false).is_ok() {
-        // The peer may be gone or not reading; the close is best effort.
-        let _ = to_peer
-            .close_record()
-            .or(async {
-                smol::Timer::after(net::LINGER).await;
-                Ok(())
-            })
-            .await;
+    let outcome = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard }
+        .run(role, settings, screen)
+        .await;
+    if outcome.is_ok() {
+        // The peer may be gone or not reading: the close is best effort.
+        within(Instant::now() + net::LINGER, to_peer.close_record()).await;
     }
     net::close(wire).await;
     outcome

@@ -4,17 +4,20 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWrite};
+#[cfg(feature = "private")]
+use futures_lite::future;
+use futures_lite::io::AsyncRead;
 
 use crate::allow::Admission;
 #[cfg(feature = "private")]
 use crate::private::direct::Offer;
-use crate::terminal::keyboard::Keys;
+use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::{self, Error};
 use crate::wire::framer::Framer;
-use crate::wire::net::{self, Connection};
+use crate::wire::net;
 use crate::wire::relay::Address;
+use async_net::TcpStream;
 
 /// Settings of `smolchat server`.
 #[derive(Debug, PartialEq)]
@@ -69,7 +72,7 @@ const ACCEPT_ERROR_QUIET: Duration = Duration::from_secs(5);
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
 pub async fn serve<K, S>(
     config: &ServerConfig,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -98,7 +101,7 @@ where
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, or the user leaves at a terminal, no
         // answer can ever be given: stop.
-        let accepted = keys.unless_ended(listener.accept()).await;
+        let accepted = keys.unless_ended(net::accept(&listener)).await;
         let (stream, addr) = match accepted {
             None => return Ok(()),
             Some(Ok(client)) => client,
@@ -118,8 +121,6 @@ where
                 continue;
             }
         };
-        // An IPv4 client of a `::` listener reads as itself, not ::ffff:a.b.c.d.
-        let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         // Who may join is known from the address alone: not a byte is read
         // or written before a refused client is closed.
         if !config.admission.admits(addr.ip()) {
@@ -131,14 +132,12 @@ where
         keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
         screen.status(&format!("{addr} connected"));
         keys.begin_session();
-        let outcome = match Connection::new(stream, settings.send_timeout()) {
-            #[cfg(feature = "private")]
-            Ok(wire) if private.is_some() => {
-                let Some(private) = &mut private else { continue };
+        #[cfg(feature = "private")]
+        let outcome = match &mut private {
+            Some(private) => {
                 // Meanwhile others are told that this server is busy.
-                let busy = Busy::start(&listener, config, settings.send_timeout());
-                let work = chat_privately(&wire, addr, private, busy, config, keys, screen);
-                match work.await? {
+                let work = chat_privately(&stream, addr, private, config, keys, screen);
+                match future::or(work, turn_away_all(&listener, &config.admission)).await? {
                     Private::Chat(outcome) => outcome,
                     Private::Ended => return Ok(()),
                     Private::Refused => {
@@ -158,9 +157,10 @@ where
                     }
                 }
             }
-            Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
-            Err(e) => Err(Failure::Peer(e)),
+            None => talk(&stream, Role::Server, settings, config.max_line, keys, screen).await,
         };
+        #[cfg(not(feature = "private"))]
+        let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
         if !served(outcome, &addr.to_string(), keys, screen)? {
             return Ok(());
         }
@@ -186,12 +186,11 @@ enum Private {
 /// served.
 #[cfg(feature = "private")]
 async fn chat_privately<K, S>(
-    wire: &Connection,
+    wire: &TcpStream,
     addr: std::net::SocketAddr,
     private: &mut crate::private::Server,
-    busy: Busy,
     config: &ServerConfig,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Private, Error>
 where
@@ -203,7 +202,6 @@ where
         None => return Ok(Private::Ended),
         Some(Ok(secrets)) => secrets,
         Some(Err(failure)) => {
-            drop(busy);
             return match private.failed(failure, addr, screen)? {
                 Admission::Refused => Ok(Private::Refused),
                 Admission::Guessed => Ok(Private::Guessed),
@@ -214,54 +212,7 @@ where
     let (role, max_line) = (Role::Server, config.max_line);
     let settings = Settings { idle_timeout: config.idle_timeout };
     let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
-    drop(busy);
     Ok(Private::Chat(outcome))
-}
-
-/// Turns away every connection while a private server is busy with one
-/// client, on a thread of its own: the chat's turn loop may block this
-/// thread in a read while the peer has the turn. Stops when dropped.
-#[cfg(feature = "private")]
-struct Busy {
-    stop: Option<smol::channel::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-#[cfg(feature = "private")]
-impl Busy {
-    /// Starts turning away what `listener` accepts. A thread that cannot
-    /// be started leaves the others in the listen queue, as a plain server
-    /// does.
-    fn start(listener: &async_net::TcpListener, config: &ServerConfig, send: Duration) -> Busy {
-        let (stop, stopped) = smol::channel::bounded::<()>(1);
-        let (listener, admission) = (listener.clone(), config.admission.clone());
-        let thread = std::thread::Builder::new()
-            .name("busy".into())
-            // It runs only line reads and writes, no crypto.
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                smol::block_on(futures_lite::future::or(
-                    async {
-                        // Ends when the sender is dropped.
-                        let _ = stopped.recv().await;
-                    },
-                    turn_away_all(&listener, &admission, send),
-                ));
-            })
-            .ok();
-        Busy { stop: Some(stop), thread }
-    }
-}
-
-#[cfg(feature = "private")]
-impl Drop for Busy {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        // It stops at once, so that the server alone accepts from here on.
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// Turns away every connection: each is told (`busy` to a private client's
@@ -270,32 +221,21 @@ impl Drop for Busy {
 /// more, so that a flood waits in the listen queue instead of taking
 /// descriptors. Never returns.
 #[cfg(feature = "private")]
-async fn turn_away_all<T>(
-    listener: &async_net::TcpListener,
-    admission: &crate::allow::Admission,
-    send_timeout: Duration,
-) -> T {
+async fn turn_away_all<T>(listener: &async_net::TcpListener, admission: &Admission) -> T {
     use futures_lite::future::or;
-    let one = || turn_away_each(listener, admission, send_timeout);
+    let one = || turn_away_each(listener, admission);
     or(or(one(), one()), or(one(), one())).await
 }
 
 /// One of [`turn_away_all`]'s four: a connection at a time, for ever.
 #[cfg(feature = "private")]
-async fn turn_away_each<T>(
-    listener: &async_net::TcpListener,
-    admission: &crate::allow::Admission,
-    send_timeout: Duration,
-) -> T {
+async fn turn_away_each<T>(listener: &async_net::TcpListener, admission: &Admission) -> T {
     loop {
-        match listener.accept().await {
+        match net::accept(listener).await {
             Ok((stream, addr)) => {
                 // Who may join is known from the address alone, as ever.
-                if !admission.admits(addr.ip().to_canonical()) {
-                    continue;
-                }
-                if let Ok(wire) = Connection::new(stream, send_timeout) {
-                    crate::private::turn_away(&wire).await;
+                if admission.admits(addr.ip()) {
+                    crate::private::turn_away(&stream).await;
                 }
             }
             // Out of descriptors, say: the server's own accept says so once
@@ -313,7 +253,7 @@ async fn turn_away_each<T>(
 async fn serve_relayed<K, S>(
     config: &ServerConfig,
     relay: &Address,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -322,7 +262,7 @@ where
 {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let mut meeting = meet::Server::new(relay, config.relay_only, settings.send_timeout())?;
+    let mut meeting = meet::Server::new(relay, config.relay_only)?;
     while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
         let max_line = config.max_line;
         let met = (wire, secrets, offer);
@@ -340,7 +280,7 @@ where
 fn served<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<bool, Error> {
     let why = unsent_because(&outcome);
@@ -349,6 +289,8 @@ fn served<K, S: Screen>(
             screen.status(&format!("{peer} left"));
             Ok(true)
         }
+        // The program ends at once, as before it caught the signal.
+        Ok(Ending::Signal(_)) => Ok(false),
         Ok(ending) => {
             screen.status(&format!("closed the connection to {peer}"));
             Ok(ending == Ending::Exit)
@@ -366,7 +308,7 @@ fn served<K, S: Screen>(
 /// Connects and chats until the session ends; a network failure is an `Err`.
 pub async fn client<K, S>(
     config: &ClientConfig,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -385,15 +327,13 @@ where
         let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
         Ok::<_, Error>((stream, addrs[0]))
     };
-    let (stream, first) = match keys.unless_left(connecting).await {
+    let (wire, first) = match keys.unless_left(connecting).await {
         Some(connected) => connected?,
         None => return Ok(()),
     };
-    let peer = stream.peer_addr().unwrap_or(first);
+    let peer = wire.peer_addr().unwrap_or(first);
     let what = || format!("connection to {peer}");
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let wire = Connection::new(stream, settings.send_timeout())
-        .map_err(|error| Error { what: what(), error })?;
     #[cfg(feature = "private")]
     if config.private {
         return client_privately(config, &wire, peer, keys, screen).await;
@@ -412,9 +352,9 @@ where
 #[cfg(feature = "private")]
 async fn client_privately<K, S>(
     config: &ClientConfig,
-    wire: &Connection,
+    wire: &TcpStream,
     peer: std::net::SocketAddr,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -447,7 +387,7 @@ where
 async fn client_relayed<K, S>(
     config: &ClientConfig,
     relay: &Address,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -456,14 +396,14 @@ where
 {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let (timeout, send_timeout) = (config.connect_timeout, settings.send_timeout());
+    let timeout = config.connect_timeout;
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    match keys.unless_left(meet::probe(relay, timeout, timeout, send_timeout)).await {
+    match keys.unless_left(meet::probe(relay, timeout, timeout)).await {
         Some(probed) => probed?,
         None => return Ok(()),
     }
     let code = crate::private::client_code(keys, screen).await?;
-    let joining = meet::join(relay, config.relay_only, &code, timeout, send_timeout, screen);
+    let joining = meet::join(relay, config.relay_only, &code, timeout, screen);
     let (wire, early, code, offer) = match keys.unless_left(joining).await {
         Some(joined) => joined?,
         None => return Ok(()),
@@ -487,11 +427,11 @@ where
 /// then one private session over it.
 #[cfg(feature = "private")]
 async fn talk_relayed<K, S>(
-    (wire, secrets, offer): (Connection, crate::private::handshake::Secrets, Option<Offer>),
+    (wire, secrets, offer): (TcpStream, crate::private::handshake::Secrets, Option<Offer>),
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -512,7 +452,7 @@ fn ended<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
     what: String,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error> {
     if let Ok(Ending::PeerLeft) = outcome {
@@ -520,8 +460,7 @@ fn ended<K, S: Screen>(
     }
     keys.end_session(unsent_because(&outcome));
     match outcome {
-        Ok(Ending::PeerLeft) => Ok(()),
-        Ok(Ending::Exit | Ending::KeyboardClosed | Ending::ScreenClosed) => Ok(()),
+        Ok(_) => Ok(()),
         Err(Failure::Peer(error)) => Err(Error { what, error }),
         Err(failure) => Err(local_failure(failure)),
     }
@@ -529,11 +468,11 @@ fn ended<K, S: Screen>(
 
 /// One session over a connected socket, closed cleanly whatever its ending.
 pub async fn talk<K, S>(
-    wire: &Connection,
+    wire: &TcpStream,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -543,8 +482,9 @@ where
     // Behind `dyn`, as in private chats: one copy of the turn loop
     // (docs/footprint.md).
     let mut peer = Framer::new(Box::new(wire.clone()) as Box<dyn PeerStream>, max_line);
-    let to_peer: &mut (dyn AsyncWrite + Unpin) = &mut wire.clone();
-    let outcome = Session { peer: &mut peer, to_peer, keys }.run(role, settings, screen).await;
+    let to_peer = &mut wire.clone();
+    let outcome =
+        Session { peer: &mut peer, to_peer, keyboard: keys }.run(role, settings, screen).await;
     net::close(wire).await;
     outcome
 }

@@ -18,13 +18,14 @@ use futures_lite::io::{AsyncRead, AsyncWriteExt};
 use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Secrets};
 use super::{code, server_code_from_environment, show_code, Error, Guesses, GUESSES};
-use crate::terminal::keyboard::Keys as Typed;
+use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Role, Screen};
 use crate::wire::error::seconds_text;
 use crate::wire::framer::{Frame, Framer};
-use crate::wire::net::{self, Connection, DEFAULT_CONNECT_TIMEOUT};
+use crate::wire::net::{self, DEFAULT_CONNECT_TIMEOUT};
 use crate::wire::relay::{self as protocol, Address, Key, Refusal, Reply, Request, Room};
 use crate::wire::{deadline, within};
+use async_net::TcpStream;
 
 /// How long a joiner has after `paired` to send the private hello, and
 /// after `ready` its SPAKE2 message. The client knew its code before it
@@ -54,12 +55,7 @@ fn goes_direct(relay_only: bool) -> bool {
 /// connection to a relay is made. A connection that may lead to the direct
 /// path (`direct`) is made from a socket whose port its direct attempts
 /// can share.
-async fn reach(
-    relay: &Address,
-    timeout: Duration,
-    send_timeout: Duration,
-    direct: bool,
-) -> Result<Link, Error> {
+async fn reach(relay: &Address, timeout: Duration, direct: bool) -> Result<Link, Error> {
     let name = relay_name(relay);
     let addrs = net::resolve(&relay.host, relay.port, timeout).await.map_err(|e| Error {
         what: format!("cannot resolve relay {}", relay.host),
@@ -68,18 +64,16 @@ async fn reach(
     let stream = net::connect_from(&relay.host, relay.port, &addrs, timeout, direct)
         .await
         .map_err(|e| Error { what: format!("cannot connect to relay {name}"), error: e.error })?;
-    let wire = Connection::new(stream, send_timeout)
-        .map_err(|error| Error { what: format!("connection to relay {name}"), error })?;
-    let lines = Framer::new(wire.clone(), protocol::MAX_LINE - 1);
-    Ok(Link { wire, lines, name, direct, seen: None })
+    let lines = Framer::new(stream.clone(), protocol::MAX_LINE - 1);
+    Ok(Link { wire: stream, lines, name, direct, seen: None })
 }
 
 /// A connection to a relay, before pairing: its lines are read by one
 /// framer, which keeps whatever came after the last line read. After
 /// `paired` that is the peer's first bytes, for the handshake.
 struct Link {
-    wire: Connection,
-    lines: Framer<Connection>,
+    wire: TcpStream,
+    lines: Framer<TcpStream>,
     /// The relay, as typed, for messages.
     name: String,
     /// Whether this side asks for the direct path.
@@ -162,7 +156,7 @@ impl Link {
     /// The connection through the relay, the peer's first bytes (read with
     /// the relay's lines), and where this side offers to be reached
     /// directly, if it asked.
-    fn into_parts(self) -> (Connection, Vec<u8>, Option<Offer>) {
+    fn into_parts(self) -> (TcpStream, Vec<u8>, Option<Offer>) {
         // The relay's own address: the direct path dials only a `seen`
         // address of its kind.
         let offer = match (self.wire.local_addr(), self.wire.peer_addr(), self.seen) {
@@ -230,13 +224,8 @@ fn refused(name: &str, refusal: &Refusal) -> Error {
 /// of the person: `smolchat-relay/1 hello`, answered `relay` within
 /// `wait` (a deadline tests may shorten, see `wire::deadline`). Anything
 /// else is one line saying what it is not.
-pub async fn probe(
-    relay: &Address,
-    timeout: Duration,
-    wait: Duration,
-    send_timeout: Duration,
-) -> Result<(), Error> {
-    let mut link = reach(relay, timeout, send_timeout, false).await?;
+pub async fn probe(relay: &Address, timeout: Duration, wait: Duration) -> Result<(), Error> {
+    let mut link = reach(relay, timeout, false).await?;
     link.request(Request::Hello).await?;
     let answer = link.line(Some(Instant::now() + deadline(wait))).await;
     let not_a_relay = |why: String| Error {
@@ -289,7 +278,6 @@ pub struct Server {
     /// The words of `SMOLCHAT_CODE`, when set; otherwise each code's words
     /// are made new.
     words: Option<String>,
-    send_timeout: Duration,
     /// Wrong codes over the whole run.
     guesses: Guesses,
     /// Wrong codes made at `SMOLCHAT_CODE`'s words, which cannot be replaced.
@@ -307,12 +295,11 @@ pub struct Server {
 
 impl Server {
     /// Takes `SMOLCHAT_CODE`'s words, when set.
-    pub fn new(relay: &Address, relay_only: bool, send_timeout: Duration) -> Result<Server, Error> {
+    pub fn new(relay: &Address, relay_only: bool) -> Result<Server, Error> {
         Ok(Server {
             relay: relay.clone(),
             relay_only,
             words: server_code_from_environment()?,
-            send_timeout,
             guesses: Guesses::default(),
             wrong_at_fixed_words: 0,
             held: None,
@@ -333,9 +320,9 @@ impl Server {
     /// person gets a new code.
     pub async fn next<K, S>(
         &mut self,
-        keys: &mut Typed<K>,
+        keyboard: &mut Keyboard<K>,
         screen: &mut S,
-    ) -> Result<Option<(Connection, Secrets, Option<Offer>)>, Error>
+    ) -> Result<Option<(TcpStream, Secrets, Option<Offer>)>, Error>
     where
         K: AsyncRead + Unpin,
         S: Screen,
@@ -343,14 +330,14 @@ impl Server {
         let name = relay_name(&self.relay);
         if !self.probed {
             let wait = protocol::REQUEST_DEADLINE;
-            probe(&self.relay, DEFAULT_CONNECT_TIMEOUT, wait, self.send_timeout).await?;
+            probe(&self.relay, DEFAULT_CONNECT_TIMEOUT, wait).await?;
             self.probed = true;
             screen.status(&format!("private chat through the relay {name}"));
         }
         // A joiner's connection that is given up once the room is taken
         // back: it is closed only after the room was opened again, so that
         // the relay ends the pair and knows whom to blame.
-        let mut abandoned: Option<Connection> = None;
+        let mut abandoned: Option<TcpStream> = None;
         loop {
             let mut held = match self.held.take() {
                 Some(held) => held,
@@ -371,7 +358,7 @@ impl Server {
             self.held = Some(held);
             // No deadline of its own: the relay ends a room's wait after
             // its --wait. Meanwhile the person may leave.
-            match keys.unless_ended(link.reply(None)).await {
+            match keyboard.unless_ended(link.reply(None)).await {
                 None => {
                     net::close(&link.wire).await;
                     return Ok(None);
@@ -391,11 +378,12 @@ impl Server {
                 continue;
             }
             // What was typed before this line is shown is not for this client.
-            keys.catch_up()
+            keyboard
+                .catch_up()
                 .await
                 .map_err(|error| Error { what: "cannot read the keyboard".into(), error })?;
             screen.status(&format!("connected through the relay {name}"));
-            keys.begin_session();
+            keyboard.begin_session();
             let by = Instant::now() + deadline(JOINER_WAIT);
             let step = deadline(handshake::STEP);
             let outcome = handshake::server(lines, &mut wire.clone(), &code, by, step).await;
@@ -410,7 +398,7 @@ impl Server {
                 }
                 Err(handshake::Failure::WrongCode) => {
                     net::close(&wire).await;
-                    keys.end_session("the code did not match");
+                    keyboard.end_session("the code did not match");
                     self.spend().await;
                     self.guesses.count()?;
                     screen.status(&format!("the client: {}", self.guesses.said()));
@@ -425,7 +413,7 @@ impl Server {
                 }
                 // Stalled after the hello, before the code: no guess.
                 Err(_) => {
-                    keys.end_session("the client did not send its code");
+                    keyboard.end_session("the client did not send its code");
                     screen.status(&taken_back(number));
                     abandoned = Some(wire);
                 }
@@ -436,8 +424,7 @@ impl Server {
     /// Connects to the relay and opens the room of `key`: its number.
     async fn open(&self, key: Key) -> Result<(Link, Room), Error> {
         let direct = goes_direct(self.relay_only);
-        let mut link =
-            reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, self.send_timeout, direct).await?;
+        let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, direct).await?;
         link.request(Request::Open { key: Some(key), direct }).await?;
         let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
         match link.reply(Some(by)).await? {
@@ -472,8 +459,7 @@ impl Server {
         self.spent = true;
         let Some(held) = self.held.take() else { return };
         let closing = async {
-            let mut link =
-                reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, self.send_timeout, false).await?;
+            let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, false).await?;
             link.request(Request::Close { key: held.key }).await?;
             let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
             link.reply(Some(by)).await
@@ -522,15 +508,14 @@ pub async fn join<S: Screen>(
     relay_only: bool,
     code: &str,
     timeout: Duration,
-    send_timeout: Duration,
     screen: &mut S,
-) -> Result<(Connection, Vec<u8>, String, Option<Offer>), Error> {
+) -> Result<(TcpStream, Vec<u8>, String, Option<Offer>), Error> {
     let (room, code) = room_of(code)?;
     let until = Instant::now() + deadline(BUSY_RETRIES);
     let mut told = false;
     loop {
         let direct = goes_direct(relay_only);
-        let mut link = reach(relay, timeout, send_timeout, direct).await?;
+        let mut link = reach(relay, timeout, direct).await?;
         link.request(Request::Join { room, direct }).await?;
         let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
         match link.reply(Some(by)).await? {
@@ -560,12 +545,12 @@ pub async fn join<S: Screen>(
 /// the direct link, with the relay's connection closed cleanly, or the
 /// relay's. A failure here is the peer's or the relay's.
 pub async fn settle<S: Screen>(
-    relayed: Connection,
+    relayed: TcpStream,
     mut secrets: Secrets,
     offer: Option<Offer>,
     role: Role,
     screen: &mut S,
-) -> io::Result<(Connection, Secrets)> {
+) -> io::Result<(TcpStream, Secrets)> {
     let (mut reader, mut writer) = (relayed.clone(), relayed.clone());
     let sealed = Sealed {
         reader: &mut reader,
@@ -578,10 +563,10 @@ pub async fn settle<S: Screen>(
         Some((link, peer)) => {
             // Both proved and agreed: nothing more goes through the relay.
             net::close(&relayed).await;
-            let wire = Connection::new(link, relayed.send_timeout())?;
+            net::ready(&link)?;
             screen.status(&format!("direct connection to {peer}"));
             secrets.early.clear();
-            Ok((wire, secrets))
+            Ok((link, secrets))
         }
         None => {
             screen.status("chatting through the relay");

@@ -371,10 +371,10 @@ fn session(stream: Vec<u8>) -> (Vec<String>, Result<Ending, crate::turn::Failure
     let ending = smol::block_on(async {
         keys_out.write_all(b"ok\nok\nok\n").await.unwrap();
         let reader = RecordReader::new(peer_in, Opener::new(&key), 100, &[]);
-        let mut peer = Framer::new(reader, 100);
-        let mut keys = crate::terminal::keyboard::Keys::plain(keys_in, 100);
+        let mut peer = Framer::new(Box::new(reader) as Box<dyn crate::turn::PeerStream>, 100);
+        let mut keyboard = crate::terminal::keyboard::Keyboard::plain(keys_in, 100);
         let mut sink = Vec::new();
-        let mut session = Session { peer: &mut peer, to_peer: &mut sink, keys: &mut keys };
+        let mut session = Session { peer: &mut peer, to_peer: &mut sink, keyboard: &mut keyboard };
         let run = session.run(Role::Server, Settings::default(), &mut screen);
         let feed = async move {
             peer_out.write_all(&stream).await.unwrap();

@@ -89,15 +89,11 @@ pub struct Console {
 }
 
 impl Console {
-    /// Creates the console with the given looks.
-    pub fn new(looks: ConsoleStyle) -> Console {
-        Console { looks, prompt_open: false, tty: None }
-    }
-
-    /// Creates the console for a terminal where the line editor `tty`
-    /// keeps the input line below everything printed.
-    pub fn edited(looks: ConsoleStyle, tty: Rc<RefCell<Tty>>) -> Console {
-        Console { looks, prompt_open: false, tty: Some(tty) }
+    /// Creates the console with the given looks; at a terminal where the
+    /// line editor `tty` keeps the input line below everything printed,
+    /// with it.
+    pub fn new(looks: ConsoleStyle, tty: Option<Rc<RefCell<Tty>>>) -> Console {
+        Console { looks, prompt_open: false, tty }
     }
 
     /// Ends the prompt's line, so that what comes next starts a line of its
@@ -138,8 +134,7 @@ impl Screen for Console {
         self.close_prompt();
         match &self.tty {
             Some(tty) => tty.borrow_mut().status(text),
-            None if self.looks.status_colour => coloured_status(text),
-            None => status(text),
+            None => status_in(text, self.looks.status_colour),
         }
     }
 
@@ -147,7 +142,7 @@ impl Screen for Console {
         self.close_prompt();
         match &self.tty {
             Some(tty) => tty.borrow_mut().highlight(text),
-            None if self.looks.status_colour => coloured_status(&highlighted(text)),
+            None if self.looks.status_colour => status_in(&highlighted(text), true),
             None => status(text),
         }
     }
@@ -233,15 +228,8 @@ impl Tty {
 
     /// Prints a status line above the area.
     pub fn status(&mut self, text: &str) {
-        let colour = self.colour;
-        self.draw(|editor, out| {
-            editor.clear(out);
-            let prefix = if colour { PREFIX_COLOURED } else { PREFIX };
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'\n');
-            editor.render(out);
-        });
+        let prefix = prefix(self.colour);
+        self.above(&[prefix, text]);
     }
 
     /// Prints a status line that stands out (the code a person passes on)
@@ -255,10 +243,14 @@ impl Tty {
 
     /// Prints a line the user sent into the transcript, after its prompt.
     pub fn sent(&mut self, text: &str) {
+        self.above(&[PROMPT, text]);
+    }
+
+    /// Prints a line made of `parts` above the area.
+    fn above(&mut self, parts: &[&str]) {
         self.draw(|editor, out| {
             editor.clear(out);
-            out.extend_from_slice(PROMPT.as_bytes());
-            out.extend_from_slice(text.as_bytes());
+            parts.iter().for_each(|part| out.extend_from_slice(part.as_bytes()));
             out.push(b'\n');
             editor.render(out);
         });
@@ -268,23 +260,15 @@ impl Tty {
     pub fn clear(&mut self) {
         self.draw(|editor, out| editor.clear(out));
     }
-
-    /// Writes straight to the sink (the terminal's own sequences).
-    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.out.flush()
-    }
 }
 
-/// Writes `smolchat: TEXT` as one line on stderr, in one write so that it
-/// never interleaves with other output.
-pub fn status(text: &str) {
-    let mut line = String::with_capacity(PREFIX.len() + text.len() + 1);
-    line.push_str(PREFIX);
-    line.push_str(text);
-    line.push('\n');
-    // Nowhere is left to report a failing stderr.
-    let _ = io::stderr().write_all(line.as_bytes());
+/// The `smolchat:` prefix of status lines, in colour or not.
+fn prefix(colour: bool) -> &'static str {
+    if colour {
+        PREFIX_COLOURED
+    } else {
+        PREFIX
+    }
 }
 
 /// The text of a highlighted status line in bold yellow, as the prefix of
@@ -294,73 +278,18 @@ fn highlighted(text: &str) -> String {
     format!("\x1b[1;33m{text}\x1b[0m")
 }
 
-/// [`status`] with the prefix in colour, which peer text never has.
-fn coloured_status(text: &str) {
-    let line = format!("{}{text}\n", PREFIX_COLOURED);
+/// Writes `smolchat: TEXT` as one line on stderr.
+pub fn status(text: &str) {
+    status_in(text, false);
+}
+
+/// Writes a status line on stderr, its prefix in colour or not, in one
+/// write so that it never interleaves with other output.
+fn status_in(text: &str, colour: bool) {
+    let line = format!("{}{text}\n", prefix(colour));
+    // Nowhere is left to report a failing stderr.
     let _ = io::stderr().write_all(line.as_bytes());
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_highlighted_line_is_in_the_status_colour_and_plain_without_colour() {
-        let drawn = std::rc::Rc::new(RefCell::new(Vec::new()));
-        struct Sink(std::rc::Rc<RefCell<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.borrow_mut().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        for colour in [true, false] {
-            drawn.borrow_mut().clear();
-            let special = crate::terminal::keys::SpecialChars::default();
-            let editor = Editor::new(100, 80, special);
-            let mut tty = Tty::new(editor, Box::new(Sink(drawn.clone())), colour);
-            tty.highlight("the code is 7-brave-quiet-otters");
-            let shown = String::from_utf8_lossy(&drawn.borrow()).into_owned();
-            let want = match colour {
-                true => {
-                    "\x1b[1;33msmolchat:\x1b[0m \x1b[1;33mthe code is 7-brave-quiet-otters\x1b[0m\n"
-                }
-                false => "smolchat: the code is 7-brave-quiet-otters\n",
-            };
-            assert!(shown.contains(want), "{shown:?}");
-            assert!(!shown.contains("36m"), "never the peer label's colour: {shown:?}");
-        }
-    }
-
-    #[test]
-    fn looks_follow_the_terminals_and_colour_rules() {
-        let all = ConsoleStyle::from_facts([true; 3], false, false);
-        let edit = cfg!(unix);
-        assert_eq!(
-            all,
-            ConsoleStyle { prompt: true, label: true, colour: true, edit, status_colour: true }
-        );
-        // NO_COLOR takes the colour, not the editing; TERM=dumb both.
-        let no_color = ConsoleStyle::from_facts([true; 3], true, false);
-        assert!(!no_color.colour && !no_color.status_colour && no_color.edit == edit);
-        let dumb = ConsoleStyle::from_facts([true; 3], false, true);
-        assert!(!dumb.colour && !dumb.status_colour && !dumb.edit);
-        // Editing needs the keyboard and stderr at a terminal.
-        assert!(!ConsoleStyle::from_facts([true, true, false], false, false).edit);
-        assert!(!ConsoleStyle::from_facts([false, true, true], false, false).edit);
-        let piped = ConsoleStyle::from_facts([false; 3], false, false);
-        assert_eq!(
-            piped,
-            ConsoleStyle {
-                prompt: false,
-                label: false,
-                colour: false,
-                edit: false,
-                status_colour: false
-            }
-        );
-    }
-}
+mod tests;
