@@ -10,14 +10,15 @@
 
 use std::io;
 use std::net::Ipv4Addr;
+use std::process::ExitCode;
 
 use smolchat::roles;
 use smolchat::terminal::console::status;
 use smolchat::terminal::escape::escape;
-use smolchat::terminal::keyboard::Keys;
+use smolchat::terminal::keyboard::Keyboard;
 use smolchat::turn::{Failure, Role, Screen, Settings};
 use smolchat::wire::error::{self, Error};
-use smolchat::wire::net::{self, Connection};
+use smolchat::wire::net;
 
 /// The longest message echoed, as smolchat's default.
 const MAX_LINE: usize = 1 << 20;
@@ -25,7 +26,7 @@ const MAX_LINE: usize = 1 << 20;
 /// A screen that "types" each message it is shown as the answer.
 struct Echo {
     /// Where the answers go: the keyboard side of the turn loop reads them.
-    keyboard: piper::Writer,
+    answers: piper::Writer,
 }
 
 impl Screen for Echo {
@@ -33,8 +34,8 @@ impl Screen for Echo {
         status(&format!("echo: {}", escape(text)));
         // The pipe holds a whole message, and the turn loop reads it before
         // the next one arrives, so the answer always fits.
-        self.keyboard.try_fill(text);
-        self.keyboard.try_fill(b"\n");
+        self.answers.try_fill(text);
+        self.answers.try_fill(b"\n");
         Ok(())
     }
 
@@ -45,39 +46,35 @@ impl Screen for Echo {
     fn prompt(&mut self) {}
 }
 
-fn main() {
-    let port = match std::env::args().nth(1).map(|p| p.parse::<u16>()) {
-        Some(Ok(port)) => port,
-        _ => {
-            status("usage: echo PORT");
-            std::process::exit(2);
-        }
+fn main() -> ExitCode {
+    let Some(Ok(port)) = std::env::args().nth(1).map(|p| p.parse::<u16>()) else {
+        status("usage: echo PORT");
+        return ExitCode::from(2);
     };
-    let outcome: Result<(), Error> = smol::block_on(async {
+    let outcome: Result<std::convert::Infallible, Error> = smol::block_on(async {
         let listener = net::bind(Ipv4Addr::UNSPECIFIED.into(), port).await?;
         status(&format!("echo listening on {}", listener.local_addr().map_err(net_error)?));
         loop {
             // One client at a time, as the smolchat server serves them.
-            let Ok((stream, addr)) = listener.accept().await else { continue };
+            let Ok((stream, addr)) = net::accept(&listener).await else { continue };
             status(&format!("{addr} connected"));
             let settings = Settings::default();
-            let conn = Connection::new(stream, settings.send_timeout()).map_err(net_error)?;
 
             // A fresh "keyboard" per client, so no answer outlives its session.
-            let (answers, keyboard) = piper::pipe(MAX_LINE + 2);
-            let mut keys = Keys::plain(answers, MAX_LINE);
-            let mut screen = Echo { keyboard };
-            match roles::talk(&conn, Role::Server, settings, MAX_LINE, &mut keys, &mut screen).await
+            let (typed, answers) = piper::pipe(MAX_LINE + 2);
+            let mut keyboard = Keyboard::plain(typed, MAX_LINE);
+            let mut screen = Echo { answers };
+            match roles::talk(&stream, Role::Server, settings, MAX_LINE, &mut keyboard, &mut screen)
+                .await
             {
                 Err(Failure::Peer(e)) => status(&format!("error: {addr}: {}", error::describe(&e))),
                 _ => status(&format!("{addr} left")),
             }
         }
     });
-    if let Err(error) = outcome {
-        status(&format!("error: {error}"));
-        std::process::exit(1);
-    }
+    let Err(error) = outcome;
+    status(&format!("error: {error}"));
+    ExitCode::from(1)
 }
 
 fn net_error(error: io::Error) -> Error {

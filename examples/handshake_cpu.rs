@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future;
 use smolchat::private::handshake;
 use smolchat::private::record::{Opener, Sealer, MESSAGE};
+use smolchat::wire::framer::Framer;
 
 /// A future and the time spent polling it.
 struct Timed<'a, F> {
@@ -38,25 +39,22 @@ fn main() {
         let (mut s_in, mut c_out) = piper::pipe(1024);
         let (mut c_in, mut s_out) = piper::pipe(1024);
         let deadline = Instant::now() + Duration::from_secs(10);
+        let step = Duration::from_secs(10);
         let (mut c, mut s) = (Duration::ZERO, Duration::ZERO);
         let client = Timed {
-            inner: Box::pin(handshake::client(
-                &mut c_in,
-                &mut c_out,
-                "7-purple-sausages",
-                deadline,
-                Vec::new(),
-            )),
+            inner: Box::pin(async {
+                let mut lines = Framer::new(&mut c_in, handshake::MAX_LINE);
+                handshake::hello(&mut lines, &mut c_out, deadline).await?;
+                handshake::client(lines, &mut c_out, "7-purple-sausages", step, false).await
+            }),
             spent: &mut c,
         };
         let server = Timed {
-            inner: Box::pin(handshake::server(
-                &mut s_in,
-                &mut s_out,
-                "7-purple-sausages",
-                deadline,
-                Vec::new(),
-            )),
+            inner: Box::pin(async {
+                let mut lines = Framer::new(&mut s_in, handshake::MAX_LINE);
+                handshake::greet(&mut lines, &mut s_out, deadline).await?;
+                handshake::server(lines, &mut s_out, "7-purple-sausages", deadline, step).await
+            }),
             spent: &mut s,
         };
         let (client, server) = smol::block_on(future::zip(client, server));

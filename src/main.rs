@@ -9,9 +9,9 @@ use futures_lite::future;
 use smolchat::cli::{self, Config, Parsed};
 use smolchat::roles;
 use smolchat::terminal::console::{self, Console, ConsoleStyle};
-use smolchat::terminal::keyboard::{self, Keyboard, Keys};
-#[cfg(unix)]
-use smolchat::terminal::mode::Held;
+use smolchat::terminal::keyboard::{self, Keyboard};
+use smolchat::terminal::mode::Signals;
+use smolchat::terminal::Asked;
 use smolchat::wire::{error, net};
 
 /// How much typed-ahead or piped keyboard input is read ahead of its turn.
@@ -46,69 +46,83 @@ fn main() -> ExitCode {
 
     // A private client without SMOLCHAT_CODE needs a terminal to ask at.
     #[cfg(feature = "private")]
-    if let Err(usage) = match &config {
-        Config::Server(s) if s.private => smolchat::private::check_code_source(true),
-        Config::Client(c) if c.private => smolchat::private::check_code_source(false),
+    if let Err((message, command)) = match &config {
+        Config::Server(s) if s.private => {
+            smolchat::private::check_code_source(true).map_err(|m| (m, "smolchat server"))
+        }
+        Config::Client(c) if c.private => {
+            smolchat::private::check_code_source(false).map_err(|m| (m, "smolchat client"))
+        }
         _ => Ok(()),
     } {
-        return usage_error(usage);
+        return usage_error(cli::Usage { message: message.into(), command: command.into() });
     }
 
     // A keyboard that can never be read is said before anything starts.
     if let Err(e) = keyboard::check_readable() {
         return failure(&format!("cannot read the keyboard: {}", error::describe(&e)));
     }
-    // One keyboard reader for the whole program: dropping one while its
-    // thread is blocked in read(2) would lose what that read returns.
-    let (max_line, descriptors) = match &config {
-        Config::Server(s) => (s.max_line, net::SERVER_DESCRIPTORS),
-        Config::Client(c) => (c.max_line, net::CLIENT_DESCRIPTORS),
+    let (max_line, descriptors, private) = match &config {
+        Config::Server(s) => (s.max_line, net::SERVER_DESCRIPTORS, s.private),
+        Config::Client(c) => (c.max_line, net::CLIENT_DESCRIPTORS, c.private),
     };
-    let keyboard = Keyboard::open(KEYBOARD_READ_AHEAD);
     let style = ConsoleStyle::detect();
-    // The line editor holds a handle on the terminal and a pipe for signals.
-    let editor_descriptors = if style.edit { 3 } else { 0 };
-    if let Err(e) = net::check_descriptors(descriptors + editor_descriptors) {
+    // A private chat ends by a signal with its close record, and a person at
+    // a terminal ends smolchat by one: both catch the signals that end a chat.
+    let catch = private || style.edit;
+    // The line editor holds a handle on the terminal, and caught signals
+    // take a pipe for the keyboard and one for `main`.
+    let extra = usize::from(style.edit) + if catch { 4 } else { 0 };
+    if let Err(e) = net::check_descriptors(descriptors + extra) {
         return failure(&e.to_string());
     }
-    // At a terminal, the line editor: the terminal held in its mode until
-    // `held` is dropped, and the signals that end or suspend smolchat.
-    let editor = if style.edit { Held::hold(max_line, style.status_colour) } else { None };
-    let (mut keys, mut screen, mut held) = match editor {
-        Some((tty, held)) => (
-            Keys::edited(keyboard, max_line, tty.clone(), held.signal_keys()),
-            Console::edited(style, tty),
-            Some(held),
-        ),
-        None => (Keys::plain(keyboard, max_line), Console::new(style), None),
+    // One keyboard for the whole program: dropping one while its thread is
+    // blocked in read(2) would lose what that read returns. At a terminal it
+    // holds the terminal in the line editor's mode until it is dropped.
+    let (mut keyboard, tty) = Keyboard::open(KEYBOARD_READ_AHEAD, max_line, &style, catch);
+    let mut screen = Console::new(style, tty);
+    // The keyboard catches the signals that end a chat, and ends a session
+    // it watches by them, a private one with its close; `main` catches them
+    // too, for where no session watches the keyboard (connecting, a
+    // handshake). The keyboard registered first, so it has the signal when
+    // `main` does, and the role is polled first: a session ends, its close
+    // sent, before `main` ends the program.
+    let mut signals = match keyboard.catches_signals() {
+        true => Signals::catch(false).ok(),
+        false => None,
     };
-    let outcome = smol::block_on(async {
-        let role = async {
-            match &config {
-                Config::Server(s) => roles::serve(s, &mut keys, &mut screen).await,
-                Config::Client(c) => roles::client(c, &mut keys, &mut screen).await,
+    let signalled = async {
+        loop {
+            match &mut signals {
+                Some(signals) => match signals.next().await {
+                    Asked::End(n) => return Run::Signalled(n),
+                    Asked::Suspend | Asked::Resize => {}
+                },
+                None => future::pending::<()>().await,
             }
-        };
-        match &mut held {
-            Some(held) => {
-                let signalled = async { Run::Signalled(held.ending_signal().await) };
-                future::or(signalled, async { Run::Done(role.await) }).await
-            }
-            None => Run::Done(role.await),
         }
-    });
+    };
+    let role = async {
+        Run::Done(match &config {
+            Config::Server(s) => roles::serve(s, &mut keyboard, &mut screen).await,
+            Config::Client(c) => roles::client(c, &mut keyboard, &mut screen).await,
+        })
+    };
+    let outcome = smol::block_on(future::or(role, signalled));
 
     // The one place where an outcome becomes an exit code; the console goes
     // first, so that an open prompt's line is ended before the error, then
     // the terminal gets its settings back.
     drop(screen);
-    #[cfg_attr(not(unix), allow(clippy::drop_non_drop))]
-    drop(held);
-    match outcome {
-        Run::Done(Ok(())) => ExitCode::SUCCESS,
-        Run::Done(Err(error)) => failure(&error.to_string()),
+    let signalled = keyboard.signalled();
+    drop(keyboard);
+    match (outcome, signalled) {
         // 128 + n, as a shell reports a program ended by signal n.
-        Run::Signalled(n) => ExitCode::from(128u8.saturating_add(u8::try_from(n).unwrap_or(0))),
+        (Run::Signalled(n), _) | (_, Some(n)) => {
+            ExitCode::from(128u8.saturating_add(u8::try_from(n).unwrap_or(0)))
+        }
+        (Run::Done(Ok(())), None) => ExitCode::SUCCESS,
+        (Run::Done(Err(error)), None) => failure(&error.to_string()),
     }
 }
 
@@ -118,29 +132,6 @@ enum Run {
     Done(Result<(), error::Error>),
     /// A signal ended it (SIGINT, SIGTERM, SIGHUP), with its number.
     Signalled(i32),
-}
-
-/// No terminal is held where smolchat has no line editor (Windows).
-#[cfg(not(unix))]
-enum Held {}
-
-#[cfg(not(unix))]
-use smolchat::terminal::console::Tty;
-
-#[cfg(not(unix))]
-impl Held {
-    #[allow(clippy::type_complexity)]
-    fn hold(_: usize, _: bool) -> Option<(std::rc::Rc<std::cell::RefCell<Tty>>, Held)> {
-        None
-    }
-
-    fn signal_keys(&self) -> smolchat::terminal::keyboard::SignalKeys {
-        match *self {}
-    }
-
-    async fn ending_signal(&mut self) -> i32 {
-        match *self {}
-    }
 }
 
 /// Says what failed and why, for exit code 1.

@@ -30,7 +30,7 @@ pub mod strikes;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use futures_lite::{future, FutureExt};
 use smol::{Async, LocalExecutor, Timer};
 
-use crate::cli::RelayConfig;
 use crate::wire::error::{describe, Error};
 use crate::wire::relay::{
     self as protocol, Key, Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE,
@@ -78,6 +77,20 @@ const REFUSAL_LINGER: Duration = Duration::from_millis(500);
 
 /// The most bytes read and dropped after a refusal.
 const REFUSAL_LINGER_BYTES: usize = 64 * 1024;
+
+/// Settings of `smolchat relay`.
+#[derive(Debug, PartialEq)]
+pub struct RelayConfig {
+    /// Local address.
+    pub bind: IpAddr,
+    /// Local port; 0 lets the system pick one.
+    pub port: u16,
+    /// The most rooms and pairs held together.
+    pub max_chats: usize,
+    /// How long a room waits for its joiner, and a pair goes on after one
+    /// side left.
+    pub wait: Duration,
+}
 
 /// Runs the relay until the process is ended; only a failure to start
 /// returns.

@@ -1,18 +1,65 @@
 //! The server and client roles: a connection's life around the turn loop,
 //! with the real socket, keyboard and screen.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWrite};
+#[cfg(feature = "private")]
+use futures_lite::future;
+use futures_lite::io::AsyncRead;
 
-use crate::cli::{ClientConfig, ServerConfig};
+use crate::allow::Admission;
 #[cfg(feature = "private")]
 use crate::private::direct::Offer;
-use crate::terminal::keyboard::Keys;
+use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::{self, Error};
 use crate::wire::framer::Framer;
-use crate::wire::net::{self, Connection};
+use crate::wire::net;
+use crate::wire::relay::Address;
+use async_net::TcpStream;
+
+/// Settings of `smolchat server`.
+#[derive(Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Local address.
+    pub bind: IpAddr,
+    /// Local port; 0 lets the system pick one.
+    pub port: u16,
+    /// Drop a silent client after this long on its turn.
+    pub idle_timeout: Option<Duration>,
+    /// Longest message.
+    pub max_line: usize,
+    /// A private chat (`--private`, or implied by a relay).
+    pub private: bool,
+    /// Who may join (`--allow`, `--deny`).
+    pub admission: Admission,
+    /// Meet the client through this relay instead of listening.
+    pub relay: Option<Address>,
+    /// With a relay: never try a direct connection (`--relay-only`).
+    pub relay_only: bool,
+}
+
+/// Settings of `smolchat client`.
+#[derive(Debug, PartialEq)]
+pub struct ClientConfig {
+    /// Server name or address, as typed; the relay's when relayed.
+    pub host: String,
+    /// Server port; the relay's when relayed.
+    pub port: u16,
+    /// Time allowed for resolving and for each address.
+    pub connect_timeout: Duration,
+    /// Drop a silent server after this long on its turn.
+    pub idle_timeout: Option<Duration>,
+    /// Longest message.
+    pub max_line: usize,
+    /// A private chat (`--private`, or implied by a relay).
+    pub private: bool,
+    /// Meet the server through this relay (`host` and `port` are its).
+    pub relay: Option<Address>,
+    /// With a relay: never try a direct connection (`--relay-only`).
+    pub relay_only: bool,
+}
 
 /// How long the server waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
@@ -25,7 +72,7 @@ const ACCEPT_ERROR_QUIET: Duration = Duration::from_secs(5);
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
 pub async fn serve<K, S>(
     config: &ServerConfig,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -44,7 +91,7 @@ where
     let settings = Settings { idle_timeout: config.idle_timeout };
     #[cfg(feature = "private")]
     let mut private = match config.private {
-        true => Some(crate::private::Server::new(screen)?),
+        true => Some(crate::private::Server::new(screen, local)?),
         false => None,
     };
     // The accept error said last, and when: a failure that repeats at every
@@ -54,7 +101,7 @@ where
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, or the user leaves at a terminal, no
         // answer can ever be given: stop.
-        let accepted = keys.unless_ended(listener.accept()).await;
+        let accepted = keys.unless_ended(net::accept(&listener)).await;
         let (stream, addr) = match accepted {
             None => return Ok(()),
             Some(Ok(client)) => client,
@@ -74,8 +121,6 @@ where
                 continue;
             }
         };
-        // An IPv4 client of a `::` listener reads as itself, not ::ffff:a.b.c.d.
-        let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         // Who may join is known from the address alone: not a byte is read
         // or written before a refused client is closed.
         if !config.admission.admits(addr.ip()) {
@@ -87,24 +132,117 @@ where
         keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
         screen.status(&format!("{addr} connected"));
         keys.begin_session();
-        let outcome = match Connection::new(stream, settings.send_timeout()) {
-            #[cfg(feature = "private")]
-            Ok(wire) if private.is_some() => {
-                let Some(private) = &mut private else { continue };
-                let Some(secrets) = private.admit(&wire, addr, screen).await? else {
-                    keys.end_session("the code did not match");
-                    continue;
-                };
-                screen.status(&format!("{addr}: the code matched: this chat is private"));
-                let max_line = config.max_line;
-                crate::private::talk(&wire, secrets, Role::Server, settings, max_line, keys, screen)
-                    .await
+        #[cfg(feature = "private")]
+        let outcome = match &mut private {
+            Some(private) => {
+                // Meanwhile others are told that this server is busy.
+                let work = chat_privately(&stream, addr, private, config, keys, screen);
+                match future::or(work, turn_away_all(&listener, &config.admission)).await? {
+                    Private::Chat(outcome) => outcome,
+                    Private::Ended => return Ok(()),
+                    Private::Refused => {
+                        keys.end_session("the client was turned away");
+                        continue;
+                    }
+                    Private::Guessed => {
+                        keys.end_session("the code did not match");
+                        // One guess per second at most, whoever asks: the
+                        // next waits in the listen queue meanwhile.
+                        let pause = crate::private::WRONG_CODE_PAUSE;
+                        let pause = smol::Timer::after(crate::wire::deadline(pause));
+                        if keys.unless_ended(pause).await.is_none() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
             }
-            Ok(wire) => talk(&wire, Role::Server, settings, config.max_line, keys, screen).await,
-            Err(e) => Err(Failure::Peer(e)),
+            None => talk(&stream, Role::Server, settings, config.max_line, keys, screen).await,
         };
+        #[cfg(not(feature = "private"))]
+        let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
         if !served(outcome, &addr.to_string(), keys, screen)? {
             return Ok(());
+        }
+    }
+}
+
+/// What a connection to a private server came to.
+#[cfg(feature = "private")]
+enum Private {
+    /// A chat, and how it ended.
+    Chat(Result<Ending, Failure>),
+    /// Turned away, not a guess.
+    Refused,
+    /// A wrong code.
+    Guessed,
+    /// The keyboard ended first: no answer can ever be given.
+    Ended,
+}
+
+/// The private handshake with a new client and, when its code matched,
+/// the chat; others are turned away (`busy`) until it ends, and then the
+/// server says how it ended, so that whoever comes after that line is
+/// served.
+#[cfg(feature = "private")]
+async fn chat_privately<K, S>(
+    wire: &TcpStream,
+    addr: std::net::SocketAddr,
+    private: &mut crate::private::Server,
+    config: &ServerConfig,
+    keys: &mut Keyboard<K>,
+    screen: &mut S,
+) -> Result<Private, Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    use crate::private::Admission;
+    let secrets = match keys.unless_ended(private.handshake(wire)).await {
+        None => return Ok(Private::Ended),
+        Some(Ok(secrets)) => secrets,
+        Some(Err(failure)) => {
+            return match private.failed(failure, addr, screen)? {
+                Admission::Refused => Ok(Private::Refused),
+                Admission::Guessed => Ok(Private::Guessed),
+            };
+        }
+    };
+    screen.status(&format!("{addr}: the code matched: this chat is private"));
+    let (role, max_line) = (Role::Server, config.max_line);
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
+    Ok(Private::Chat(outcome))
+}
+
+/// Turns away every connection: each is told (`busy` to a private client's
+/// hello, the plain client's line to anything else) and closed. Four at
+/// once, so that one that sends nothing does not hold up the rest, and no
+/// more, so that a flood waits in the listen queue instead of taking
+/// descriptors. Never returns.
+#[cfg(feature = "private")]
+async fn turn_away_all<T>(listener: &async_net::TcpListener, admission: &Admission) -> T {
+    use futures_lite::future::or;
+    let one = || turn_away_each(listener, admission);
+    or(or(one(), one()), or(one(), one())).await
+}
+
+/// One of [`turn_away_all`]'s four: a connection at a time, for ever.
+#[cfg(feature = "private")]
+async fn turn_away_each<T>(listener: &async_net::TcpListener, admission: &Admission) -> T {
+    loop {
+        match net::accept(listener).await {
+            Ok((stream, addr)) => {
+                // Who may join is known from the address alone, as ever.
+                if admission.admits(addr.ip()) {
+                    crate::private::turn_away(&stream).await;
+                }
+            }
+            // Out of descriptors, say: the server's own accept says so once
+            // the chat is over; until then, try again in a while.
+            Err(_) => {
+                smol::Timer::after(ACCEPT_BACKOFF).await;
+            }
         }
     }
 }
@@ -114,8 +252,8 @@ where
 #[cfg(feature = "private")]
 async fn serve_relayed<K, S>(
     config: &ServerConfig,
-    relay: &crate::cli::Relay,
-    keys: &mut Keys<K>,
+    relay: &Address,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -124,7 +262,7 @@ where
 {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let mut meeting = meet::Server::new(relay, settings.send_timeout())?;
+    let mut meeting = meet::Server::new(relay, config.relay_only)?;
     while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
         let max_line = config.max_line;
         let met = (wire, secrets, offer);
@@ -142,7 +280,7 @@ where
 fn served<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<bool, Error> {
     let why = unsent_because(&outcome);
@@ -151,6 +289,8 @@ fn served<K, S: Screen>(
             screen.status(&format!("{peer} left"));
             Ok(true)
         }
+        // The program ends at once, as before it caught the signal.
+        Ok(Ending::Signal(_)) => Ok(false),
         Ok(ending) => {
             screen.status(&format!("closed the connection to {peer}"));
             Ok(ending == Ending::Exit)
@@ -168,22 +308,16 @@ fn served<K, S: Screen>(
 /// Connects and chats until the session ends; a network failure is an `Err`.
 pub async fn client<K, S>(
     config: &ClientConfig,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
     K: AsyncRead + Unpin,
     S: Screen,
 {
-    // The code is asked for first, so that typing it spends no handshake time.
     #[cfg(feature = "private")]
-    let code = match config.private {
-        true => Some(crate::private::client_code(keys).await?),
-        false => None,
-    };
-    #[cfg(feature = "private")]
-    if let (Some(relay), Some(code)) = (&config.relay, &code) {
-        return client_relayed(config, relay, code, keys, screen).await;
+    if let Some(relay) = &config.relay {
+        return client_relayed(config, relay, keys, screen).await;
     }
     // Resolve, then try each address in turn; a person at a terminal may
     // give up meanwhile (EXIT, Ctrl-D).
@@ -193,50 +327,67 @@ where
         let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
         Ok::<_, Error>((stream, addrs[0]))
     };
-    let (stream, first) = match keys.unless_left(connecting).await {
+    let (wire, first) = match keys.unless_left(connecting).await {
         Some(connected) => connected?,
         None => return Ok(()),
     };
-    let peer = stream.peer_addr().unwrap_or(first);
+    let peer = wire.peer_addr().unwrap_or(first);
+    let what = || format!("connection to {peer}");
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    #[cfg(feature = "private")]
+    if config.private {
+        return client_privately(config, &wire, peer, keys, screen).await;
+    }
     // What was typed before this line is shown is not for this server.
     keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
     screen.status(&format!("connected to {peer}"));
     keys.begin_session();
-    let what = || format!("connection to {peer}");
-    let settings = Settings { idle_timeout: config.idle_timeout };
-    let wire = Connection::new(stream, settings.send_timeout())
-        .map_err(|error| Error { what: what(), error })?;
-
-    #[cfg(feature = "private")]
-    let outcome = match code {
-        Some(code) => {
-            let secrets = crate::private::connect(&wire, &code, &what(), Vec::new()).await?;
-            screen.status("the code matched: this chat is private");
-            crate::private::talk(
-                &wire,
-                secrets,
-                Role::Client,
-                settings,
-                config.max_line,
-                keys,
-                screen,
-            )
-            .await
-        }
-        None => talk(&wire, Role::Client, settings, config.max_line, keys, screen).await,
-    };
-    #[cfg(not(feature = "private"))]
     let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
     ended(outcome, &peer.to_string(), what(), keys, screen)
 }
 
-/// Joins the server's room at a relay, by its code, and chats.
+/// A private chat on a connection to `peer`: the hello first, so that a
+/// wrong kind of server is said before anything is typed; then the code,
+/// the rest of the handshake, and the chat.
+#[cfg(feature = "private")]
+async fn client_privately<K, S>(
+    config: &ClientConfig,
+    wire: &TcpStream,
+    peer: std::net::SocketAddr,
+    keys: &mut Keyboard<K>,
+    screen: &mut S,
+) -> Result<(), Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    let name = peer.to_string();
+    let greeting = crate::private::hello(wire, &name, config.connect_timeout);
+    let lines = match keys.unless_left(greeting).await {
+        Some(lines) => lines?,
+        None => return Ok(()),
+    };
+    // What was typed before this line is shown is not for this server.
+    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
+    screen.status(&format!("connected to {peer}"));
+    keys.begin_session();
+    // The server waits a minute for the code: asked only now.
+    let code = crate::private::client_code(keys, screen).await?;
+    let secrets = crate::private::handshake_client(lines, wire, &code, &name, false).await?;
+    screen.status("the code matched: this chat is private");
+    let settings = Settings { idle_timeout: config.idle_timeout };
+    let (role, max_line) = (Role::Client, config.max_line);
+    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
+    ended(outcome, &name, format!("connection to {peer}"), keys, screen)
+}
+
+/// Joins the server's room at a relay, by its code, and chats: the relay is
+/// asked whether it is one before the code is.
 #[cfg(feature = "private")]
 async fn client_relayed<K, S>(
     config: &ClientConfig,
-    relay: &crate::cli::Relay,
-    code: &str,
-    keys: &mut Keys<K>,
+    relay: &Address,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -245,8 +396,14 @@ where
 {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
+    let timeout = config.connect_timeout;
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    let joining = meet::join(relay, code, config.connect_timeout, settings.send_timeout());
+    match keys.unless_left(meet::probe(relay, timeout, timeout)).await {
+        Some(probed) => probed?,
+        None => return Ok(()),
+    }
+    let code = crate::private::client_code(keys, screen).await?;
+    let joining = meet::join(relay, config.relay_only, &code, timeout, screen);
     let (wire, early, code, offer) = match keys.unless_left(joining).await {
         Some(joined) => joined?,
         None => return Ok(()),
@@ -256,7 +413,9 @@ where
     screen.status(&format!("connected through the relay {name}"));
     keys.begin_session();
     let what = format!("connection to the server through the relay {name}");
-    let secrets = crate::private::connect(&wire, &code, &what, early).await?;
+    let lines = Framer::resume(wire.clone(), crate::private::handshake::MAX_LINE, early);
+    let peer = format!("the server through the relay {name}");
+    let secrets = crate::private::handshake_client(lines, &wire, &code, &peer, true).await?;
     screen.status("the code matched: this chat is private");
     let max_line = config.max_line;
     let met = (wire, secrets, offer);
@@ -268,11 +427,11 @@ where
 /// then one private session over it.
 #[cfg(feature = "private")]
 async fn talk_relayed<K, S>(
-    (wire, secrets, offer): (Connection, crate::private::handshake::Keys, Option<Offer>),
+    (wire, secrets, offer): (TcpStream, crate::private::handshake::Secrets, Option<Offer>),
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -293,7 +452,7 @@ fn ended<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
     what: String,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error> {
     if let Ok(Ending::PeerLeft) = outcome {
@@ -301,8 +460,7 @@ fn ended<K, S: Screen>(
     }
     keys.end_session(unsent_because(&outcome));
     match outcome {
-        Ok(Ending::PeerLeft) => Ok(()),
-        Ok(Ending::Exit | Ending::KeyboardClosed | Ending::ScreenClosed) => Ok(()),
+        Ok(_) => Ok(()),
         Err(Failure::Peer(error)) => Err(Error { what, error }),
         Err(failure) => Err(local_failure(failure)),
     }
@@ -310,11 +468,11 @@ fn ended<K, S: Screen>(
 
 /// One session over a connected socket, closed cleanly whatever its ending.
 pub async fn talk<K, S>(
-    wire: &Connection,
+    wire: &TcpStream,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keys<K>,
+    keys: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -324,8 +482,9 @@ where
     // Behind `dyn`, as in private chats: one copy of the turn loop
     // (docs/footprint.md).
     let mut peer = Framer::new(Box::new(wire.clone()) as Box<dyn PeerStream>, max_line);
-    let to_peer: &mut (dyn AsyncWrite + Unpin) = &mut wire.clone();
-    let outcome = Session { peer: &mut peer, to_peer, keys }.run(role, settings, screen).await;
+    let to_peer = &mut wire.clone();
+    let outcome =
+        Session { peer: &mut peer, to_peer, keyboard: keys }.run(role, settings, screen).await;
     net::close(wire).await;
     outcome
 }

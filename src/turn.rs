@@ -1,17 +1,16 @@
-//! The turn loop of one connection, generic over its streams so that it runs
-//! the same over a TCP socket and over in-memory pipes in tests.
+//! The turn loop of one connection, over streams it is given: it runs the
+//! same over a TCP socket, sealed records and in-memory pipes in tests.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use futures_lite::FutureExt;
 
 use crate::wire::error::seconds_text;
 use crate::wire::framer::{Frame, Framer};
+use crate::wire::{within, HangUp};
 
 /// The line that ends a session when typed on its own.
 pub const EXIT: &[u8] = b"EXIT";
@@ -24,39 +23,11 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// peer's unread lines fill the buffer, so that nothing else can show it.
 pub const HANGUP_CHECK: Duration = Duration::from_millis(500);
 
-/// A peer stream that may be read by blocking the thread.
-///
-/// The turn loop allows it while the peer's message is all there is to wait
-/// for, and forbids it before it races the peer against the keyboard or a
-/// timer. A stream that never blocks can ignore it.
-pub trait PeerSocket {
-    /// Lets reads and writes block the thread (`true`) or not (`false`).
-    fn allow_blocking(&self, allow: bool) -> io::Result<()>;
-
-    /// Whether the peer has already closed (also behind data not yet read)
-    /// or reset the connection, found without waiting and without reading
-    /// anything away. A stream that cannot tell says no, and the hang-up is
-    /// found by the next read instead.
-    fn hung_up(&self) -> bool {
-        false
-    }
-}
-
 /// A peer's stream behind one type, so that the turn loop is compiled once
 /// for plain and private chats rather than once per stream type.
-pub trait PeerStream: AsyncRead + PeerSocket + Unpin {}
+pub trait PeerStream: AsyncRead + HangUp + Unpin {}
 
-impl<T: AsyncRead + PeerSocket + Unpin> PeerStream for T {}
-
-impl<T: PeerSocket + ?Sized> PeerSocket for Box<T> {
-    fn allow_blocking(&self, allow: bool) -> io::Result<()> {
-        (**self).allow_blocking(allow)
-    }
-
-    fn hung_up(&self) -> bool {
-        (**self).hung_up()
-    }
-}
+impl<T: AsyncRead + HangUp + Unpin> PeerStream for T {}
 
 /// Who speaks first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +45,12 @@ pub trait Screen {
     fn message(&mut self, text: &[u8], with_newline: Option<&[u8]>) -> io::Result<()>;
     /// Shows a status line (the console adds the `smolchat: ` prefix).
     fn status(&mut self, text: &str);
+    /// Shows a status line that must stand out, such as the code a person
+    /// passes on; where colour is on it is highlighted as no peer text can
+    /// be. A plain status line where the screen has no highlight.
+    fn highlight(&mut self, text: &str) {
+        self.status(text);
+    }
     /// Announces that it is the local user's turn.
     fn prompt(&mut self);
     /// The user finished a line (so a prompt shown is answered).
@@ -81,40 +58,45 @@ pub trait Screen {
 }
 
 /// What the turn loop needs from the keyboard: the next line on the local
-/// user's turn, the end of input, and a leave (`EXIT`, Ctrl-D) while the
-/// peer has the turn. The keyboard implements it; the turn loop never
-/// knows whether a person or a script types.
+/// user's turn, and a leave while the peer has the turn. The keyboard
+/// implements it for a script's lines and for a person's alike.
 pub trait Lines {
-    /// Whether the keyboard is watched while the peer has the turn (a
-    /// person who may leave at any moment), so the peer's socket is never
-    /// read by blocking the thread.
-    fn is_watched(&self) -> bool;
+    /// The next line for the local user's turn, or why there is none.
+    /// Cancelling it loses nothing.
+    fn next(&mut self) -> impl Future<Output = io::Result<Input>>;
 
-    /// The next line for the local user's turn. Cancelling it loses nothing.
-    fn next(&mut self) -> impl Future<Output = io::Result<Frame>>;
-
-    /// Returns when the user leaves while it is not their turn; never for
-    /// a keyboard that is not watched.
-    fn watch(&mut self) -> impl Future<Output = io::Result<Ending>>;
-
-    /// The text of the line last returned by [`Lines::next`].
+    /// The line last given, with its `\n`.
     fn line(&self) -> &[u8];
 
-    /// The line last returned, with its `\n`, when it can go out as it came.
-    fn line_with_newline(&self) -> Option<&[u8]>;
+    /// Returns when the user leaves while it is not their turn (`EXIT` or
+    /// Ctrl-D at a terminal, a signal); never for a script, whose lines are
+    /// answers that each wait for their turn.
+    fn left(&mut self) -> impl Future<Output = io::Result<Ending>>;
 
-    /// The longest line taken.
-    fn max_line(&self) -> usize;
+    /// What became of the line last put.
+    fn fate(&mut self, fate: Fate);
+}
 
-    /// The line last returned could not be sent because the peer left
-    /// before it: kept for whoever comes next, or said not sent.
-    fn put_back(&mut self);
+/// What the keyboard gives on the local user's turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// A line: [`Lines::line`].
+    Line,
+    /// A line longer than this many bytes: not sent, and the turn goes on.
+    TooLong(usize),
+    /// No line will come: the user left.
+    Left(Ending),
+}
 
-    /// The line last returned could not be sent and will not be.
-    fn not_sent(&mut self);
-
-    /// The line last returned was sent.
-    fn sent(&mut self);
+/// What became of a line the keyboard gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It went to the peer.
+    Sent,
+    /// The peer had left before any of it went: it may go to the next one.
+    Kept,
+    /// The peer left while it was going.
+    Lost,
 }
 
 /// How a session ended without a failure.
@@ -128,6 +110,9 @@ pub enum Ending {
     KeyboardClosed,
     /// The screen (stdout) was closed, so no message can be shown any more.
     ScreenClosed,
+    /// Ctrl-C (as SIGINT), SIGTERM or SIGHUP, with the signal's number: the
+    /// program ends with 128 + it once the session is closed.
+    Signal(i32),
 }
 
 /// Which stream failed, and how.
@@ -156,28 +141,16 @@ impl Settings {
 }
 
 /// The streams of one session.
-#[derive(Debug)]
-pub struct Session<'a, P, W: ?Sized, K> {
+pub struct Session<'a, K> {
     /// Lines from the peer.
-    pub peer: &'a mut Framer<P>,
+    pub peer: &'a mut Framer<Box<dyn PeerStream>>,
     /// Bytes to the peer.
-    pub to_peer: &'a mut W,
+    pub to_peer: &'a mut (dyn AsyncWrite + Unpin),
     /// Lines from the keyboard; it outlives the session.
-    pub keys: &'a mut K,
+    pub keyboard: &'a mut K,
 }
 
-/// What happened while the local user had the turn.
-enum Typed {
-    Sent,
-    Ended(Ending),
-}
-
-impl<P, W: ?Sized, K> Session<'_, P, W, K>
-where
-    P: AsyncRead + Unpin + PeerSocket,
-    W: AsyncWrite + Unpin,
-    K: Lines,
-{
+impl<K: Lines> Session<'_, K> {
     /// Runs turns until the session ends.
     pub async fn run<S: Screen>(
         &mut self,
@@ -186,7 +159,7 @@ where
         screen: &mut S,
     ) -> Result<Ending, Failure> {
         if role == Role::Client {
-            if let Typed::Ended(ending) = self.local_turn(settings, screen).await? {
+            if let Some(ending) = self.local_turn(settings, screen).await? {
                 return Ok(ending);
             }
         }
@@ -194,127 +167,127 @@ where
             if let Some(ending) = self.peer_turn(settings.idle_timeout, screen).await? {
                 return Ok(ending);
             }
-            if let Typed::Ended(ending) = self.local_turn(settings, screen).await? {
+            if let Some(ending) = self.local_turn(settings, screen).await? {
                 return Ok(ending);
             }
         }
     }
 
-    /// Waits for the peer's message and shows it; `Some` when the session ended.
+    /// Waits for the peer's message and shows it; `Some` when the session
+    /// ended: the peer left, or the user did meanwhile.
     async fn peer_turn<S: Screen>(
         &mut self,
         idle: Option<Duration>,
         screen: &mut S,
     ) -> Result<Option<Ending>, Failure> {
-        // Nothing but the peer is awaited here, unless a timer is, or a
-        // person who may leave at any moment.
-        let watch = self.keys.is_watched();
-        self.peer.get_ref().allow_blocking(idle.is_none() && !watch).map_err(Failure::Peer)?;
-        let (peer, keys) = (&mut *self.peer, &mut *self.keys);
+        let (peer, keyboard) = (&mut *self.peer, &mut *self.keyboard);
         let from_peer = async {
             match idle {
                 None => peer.next().await,
                 Some(idle) => next_within(peer, idle).await,
             }
-            .map_err(Failure::Peer)
         };
-        let frame = if watch {
-            // The peer first, so that its message is shown before a leave
-            // typed at the same moment.
-            let left = async { keys.watch().await.map_err(Failure::Keyboard) };
-            match future::or(async { from_peer.await.map(Ok) }, async { left.await.map(Err) })
-                .await?
+        // The peer first, so that its message is shown before a leave
+        // typed at the same moment.
+        let frame =
+            match future::or(async { Ok(from_peer.await) }, async { Err(keyboard.left().await) })
+                .await
             {
-                Ok(frame) => frame,
-                Err(ending) => return Ok(Some(ending)),
-            }
-        } else {
-            from_peer.await?
-        };
+                Ok(frame) => frame.map_err(Failure::Peer)?,
+                Err(left) => return left.map(Some).map_err(Failure::Keyboard),
+            };
         match frame {
-            Frame::Line => Ok(show(self.peer, screen)?),
+            Frame::Line => show(self.peer, screen),
             Frame::TooLong => Err(Failure::Peer(too_long(self.peer.max_line()))),
             Frame::Eof => Ok(Some(Ending::PeerLeft)),
         }
     }
 
-    /// Reads the keyboard until a line is sent or the session ends, while
-    /// watching the connection so that a hang-up ends the turn at once.
+    /// Reads the keyboard until a line is sent (`None`) or the session ends,
+    /// while watching the connection so that a hang-up ends the turn at once.
     async fn local_turn<S: Screen>(
         &mut self,
         settings: Settings,
         screen: &mut S,
-    ) -> Result<Typed, Failure> {
+    ) -> Result<Option<Ending>, Failure> {
         loop {
             // A line already typed ahead takes the turn at once, without a
             // prompt or a reactor wait. Otherwise the socket is polled first
             // so that a hang-up wins over a keystroke at the same moment.
-            let event = match future::poll_once(self.keys.next()).await {
-                Some(typed) => Event::Key(typed),
+            let input = match future::poll_once(self.keyboard.next()).await {
+                Some(input) => input,
                 None => {
                     screen.prompt();
-                    self.peer.get_ref().allow_blocking(false).map_err(Failure::Peer)?;
-                    future::or(async { Event::Peer(watch(self.peer).await) }, async {
-                        Event::Key(self.keys.next().await)
-                    })
-                    .await
+                    let (peer, keyboard) = (&mut *self.peer, &mut *self.keyboard);
+                    let typed = async { Ok(keyboard.next().await) };
+                    match future::or(async { Err(watch(peer).await) }, typed).await {
+                        Ok(input) => input,
+                        Err(watched) => return self.peer_gone(watched, screen).await,
+                    }
                 }
             };
-            if let Event::Key(Ok(Frame::Line | Frame::TooLong)) = event {
-                screen.typed();
-            }
-            match event {
-                Event::Peer(result) => return self.peer_gone(result, screen).await,
-                Event::Key(Err(e)) => return Err(Failure::Keyboard(e)),
-                Event::Key(Ok(Frame::Eof)) => return Ok(Typed::Ended(Ending::KeyboardClosed)),
-                Event::Key(Ok(Frame::TooLong)) => {
-                    let max = self.keys.max_line();
+            match input.map_err(Failure::Keyboard)? {
+                Input::Left(ending) => return Ok(Some(ending)),
+                Input::TooLong(max) => {
+                    screen.typed();
                     screen.status(&format!("line longer than {max} bytes, not sent"));
                 }
-                Event::Key(Ok(Frame::Line)) if self.keys.line() == EXIT => {
-                    return Ok(Typed::Ended(Ending::Exit));
+                Input::Line if self.keyboard.line().strip_suffix(b"\n") == Some(EXIT) => {
+                    screen.typed();
+                    return Ok(Some(Ending::Exit));
                 }
-                Event::Key(Ok(Frame::Line)) => {
-                    // Never into a connection the peer has closed, also when
-                    // its FIN waits behind data not yet read: the line stays
-                    // on the keyboard for whoever comes next.
-                    if self.peer.get_ref().hung_up() {
-                        self.keys.put_back();
-                        return self.peer_gone(Ok(()), screen).await;
-                    }
-                    return match self.send(settings.send_timeout()).await {
-                        Ok(()) => {
-                            self.keys.sent();
-                            Ok(Typed::Sent)
-                        }
-                        // The peer's FIN came first (a reset then gives a
-                        // broken pipe, not "connection reset"): it left.
-                        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                            self.keys.not_sent();
-                            self.peer_gone(Ok(()), screen).await
-                        }
-                        Err(e) => Err(Failure::Peer(e)),
-                    };
+                Input::Line => {
+                    screen.typed();
+                    return self.send(settings.send_timeout(), screen).await;
                 }
             }
         }
     }
 
-    /// Sends the keyboard line and its `\n` in one write, so that Nagle and
-    /// delayed ACKs never hold half a message; fails with "timed out" when
-    /// it makes no progress for `bound`.
-    async fn send(&mut self, bound: Duration) -> io::Result<()> {
-        let line = match self.keys.line_with_newline() {
-            Some(raw) => Cow::Borrowed(raw),
-            None => {
-                let mut line = Vec::with_capacity(self.keys.line().len() + 1);
-                line.extend_from_slice(self.keys.line());
-                line.push(b'\n');
-                Cow::Owned(line)
+    /// Sends the keyboard's line, unless the peer has left first; `Some`
+    /// when the session ended meanwhile. The user may still leave while the
+    /// line waits for a peer that does not read.
+    async fn send<S: Screen>(
+        &mut self,
+        bound: Duration,
+        screen: &mut S,
+    ) -> Result<Option<Ending>, Failure> {
+        // Never into a connection the peer has closed, also when its FIN
+        // waits behind data not yet read: the line stays on the keyboard
+        // for whoever comes next.
+        if self.peer.get_ref().hung_up() {
+            self.keyboard.fate(Fate::Kept);
+            return self.peer_gone(Ok(()), screen).await;
+        }
+        // Most lines go out at once, lent by the keyboard; the rest of one
+        // that waits for the peer to read is copied, so that the keyboard
+        // is free to be watched meanwhile.
+        let mut written = 0;
+        let line = self.keyboard.line();
+        let sent =
+            match future::poll_once(send_within(self.to_peer, line, &mut written, bound)).await {
+                Some(sent) => Ok(sent),
+                None => {
+                    let rest = line[written..].to_vec();
+                    let (to_peer, keyboard) = (&mut *self.to_peer, &mut *self.keyboard);
+                    let sent = async { Ok(send_within(to_peer, &rest, &mut 0, bound).await) };
+                    future::or(sent, async { Err(keyboard.left().await) }).await
+                }
+            };
+        match sent {
+            Ok(Ok(())) => {
+                self.keyboard.fate(Fate::Sent);
+                Ok(None)
             }
-        };
-        write_within(self.to_peer, &line, bound).await?;
-        self.to_peer.flush().await
+            // The peer's FIN came first (a reset then gives a broken pipe,
+            // not "connection reset"): it left.
+            Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.keyboard.fate(Fate::Lost);
+                self.peer_gone(Ok(()), screen).await
+            }
+            Ok(Err(e)) => Err(Failure::Peer(e)),
+            Err(left) => left.map(Some).map_err(Failure::Keyboard),
+        }
     }
 
     /// The peer ended the connection during the local turn: shows the lines
@@ -325,7 +298,7 @@ where
         &mut self,
         watched: io::Result<()>,
         screen: &mut S,
-    ) -> Result<Typed, Failure> {
+    ) -> Result<Option<Ending>, Failure> {
         let mut error = watched.err();
         loop {
             let frame = match (self.peer.decode(), error.take()) {
@@ -345,75 +318,59 @@ where
             match frame {
                 Frame::Line => {
                     if let Some(ending) = show(self.peer, screen)? {
-                        return Ok(Typed::Ended(ending));
+                        return Ok(Some(ending));
                     }
                 }
                 Frame::TooLong => return Err(Failure::Peer(too_long(self.peer.max_line()))),
-                Frame::Eof => return Ok(Typed::Ended(Ending::PeerLeft)),
+                Frame::Eof => return Ok(Some(Ending::PeerLeft)),
             }
         }
     }
 }
 
 /// Reads the peer's lines ahead while the user types, until there is news:
-/// the end of the stream, a line over the limit, or a hang-up seen behind a
-/// buffer full of unread lines, which only a check made from time to time
-/// can see.
-async fn watch<P: AsyncRead + Unpin + PeerSocket>(peer: &mut Framer<P>) -> io::Result<()> {
+/// the end of the stream, a line over the limit, or a hang-up.
+async fn watch(peer: &mut Framer<Box<dyn PeerStream>>) -> io::Result<()> {
+    // A loop of bounded waits, not one wait: a hang-up behind a buffer full
+    // of unread lines stops nothing that is awaited (reading ahead has
+    // stopped), so only a check made from time to time can see it.
     loop {
-        let news = async { peer.read_ahead().await.map(|()| true) }
-            .or(async {
-                smol::Timer::after(HANGUP_CHECK).await;
-                Ok(false)
-            })
-            .await?;
-        if news || peer.get_ref().hung_up() {
-            return Ok(());
+        match within(Instant::now() + HANGUP_CHECK, peer.read_ahead()).await {
+            Some(news) => return news,
+            None if peer.get_ref().hung_up() => return Ok(()),
+            None => {}
         }
     }
 }
 
-/// Writes all of `buf`, failing with "timed out" when a write makes no
-/// progress for `bound`. A write that goes through at once costs no timer.
-async fn write_within<W: AsyncWrite + Unpin + ?Sized>(
-    w: &mut W,
-    mut buf: &[u8],
+/// Writes the rest of `line` after the `written` bytes, counting them, and
+/// flushes it (a private chat's writer queues a record until then), failing
+/// with "timed out" when a step makes no progress for `bound`: the clock
+/// counts silence, so a slow reader that takes something in each period is
+/// never cut off.
+async fn send_within(
+    to_peer: &mut (dyn AsyncWrite + Unpin),
+    line: &[u8],
+    written: &mut usize,
     bound: Duration,
 ) -> io::Result<()> {
-    while !buf.is_empty() {
-        let written = match future::poll_once(w.write(buf)).await {
-            Some(r) => r,
-            None => {
-                w.write(buf)
-                    .or(async {
-                        smol::Timer::after(bound).await;
-                        Err(send_timed_out(bound))
-                    })
-                    .await
-            }
-        };
-        match written {
+    let late = || send_timed_out(bound);
+    while *written < line.len() {
+        let step = within(Instant::now() + bound, to_peer.write(&line[*written..]));
+        match step.await.ok_or_else(late)? {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
+            Ok(n) => *written += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    within(Instant::now() + bound, to_peer.flush()).await.ok_or_else(late)?
 }
 
 /// The error of a send that made no progress for `after`.
-pub fn send_timed_out(after: Duration) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("timed out, the peer read nothing for {} s", seconds_text(after)),
-    )
-}
-
-/// One side of the race in the local turn.
-enum Event {
-    Peer(io::Result<()>),
-    Key(io::Result<Frame>),
+fn send_timed_out(after: Duration) -> io::Error {
+    let why = format!("timed out, the peer read nothing for {} s", seconds_text(after));
+    io::Error::new(io::ErrorKind::TimedOut, why)
 }
 
 /// Shows the peer's current line; `Some` when the screen is gone.
@@ -427,10 +384,8 @@ fn show<P, S: Screen>(peer: &Framer<P>, screen: &mut S) -> Result<Option<Ending>
 
 /// The protocol error for a peer line over the limit.
 fn too_long(max_line: usize) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("the peer sent a line longer than {max_line} bytes"),
-    )
+    let why = format!("the peer sent a line longer than {max_line} bytes");
+    io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
 /// `Framer::next`, failing when no byte arrives for `idle`: the clock counts
@@ -443,15 +398,10 @@ async fn next_within<P: AsyncRead + Unpin>(
         if let Some(frame) = peer.decode() {
             return Ok(frame);
         }
-        peer.fill()
-            .or(async {
-                smol::Timer::after(idle).await;
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no data for {} s (idle timeout)", seconds_text(idle)),
-                ))
-            })
-            .await?;
+        if within(Instant::now() + idle, peer.fill()).await.transpose()?.is_none() {
+            let why = format!("no data for {} s (idle timeout)", seconds_text(idle));
+            return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The wire: what crosses the network, and how long anyone waits for it.
 //! The one line framer, the network edge (bind, connect, a clean close), the
-//! words of an error, the relay's lines (read by both ends), and
-//! [`within`], the one way to wait with a deadline.
+//! words of an error, the relay's lines (read by both ends), [`within`], the
+//! one way to wait with a deadline, and [`HangUp`], a peer stream's way to
+//! say that the peer has gone.
 //!
 //! Nothing here knows about turns, terminals, private chats or the relay's
 //! rooms: every other room of the program stands on this one.
@@ -12,6 +13,8 @@ pub mod net;
 pub mod relay;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -24,15 +27,33 @@ use futures_lite::future;
 /// socket's buffer, a line already read.
 pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> {
     let mut work = std::pin::pin!(work);
-    if let Some(done) = future::poll_once(work.as_mut()).await {
-        return Some(done);
+    let mut timer = None;
+    future::poll_fn(|cx| {
+        // The work first: when both are ready, what was done counts.
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(done));
+        }
+        let timer = timer.get_or_insert_with(|| smol::Timer::at(deadline));
+        Pin::new(timer).poll(cx).map(|_| None)
+    })
+    .await
+}
+
+/// A peer's stream that can tell, without waiting and without reading
+/// anything away, that the peer has gone: closed (also behind data not yet
+/// read, where the platform shows it) or reset. A stream that cannot tell
+/// says no, and the next read finds the end instead.
+pub trait HangUp {
+    /// Whether the peer has hung up.
+    fn hung_up(&self) -> bool {
+        false
     }
-    // The work first: when both are ready, what was done counts.
-    let late = async {
-        smol::Timer::at(deadline).await;
-        None
-    };
-    future::or(async { Some(work.await) }, late).await
+}
+
+impl<T: HangUp + ?Sized> HangUp for Box<T> {
+    fn hung_up(&self) -> bool {
+        (**self).hung_up()
+    }
 }
 
 /// The variable by which the tests' builds shorten the protocol's fixed
@@ -56,24 +77,4 @@ pub fn deadline(normal: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn work_done_in_time_is_kept_and_late_work_is_dropped() {
-        smol::block_on(async {
-            let soon = Instant::now() + Duration::from_secs(20);
-            assert_eq!(within(soon, async { 7 }).await, Some(7));
-            let quick = async {
-                smol::Timer::after(Duration::from_millis(10)).await;
-                8
-            };
-            assert_eq!(within(soon, quick).await, Some(8));
-            let past = Instant::now();
-            assert_eq!(within(past, future::pending::<()>()).await, None);
-            // Ready at once wins even past the deadline.
-            assert_eq!(within(past, async { 9 }).await, Some(9));
-        });
-    }
-}
+mod tests;

@@ -32,6 +32,106 @@ fn help_goes_to_stdout_with_exit_0() {
     }
 }
 
+/// The help `args` print, checked to go to stdout alone with exit 0.
+fn help(args: &[&str]) -> String {
+    let (code, out, err) = smolchat(args);
+    assert_eq!((code, err.as_str()), (Some(0), ""), "{args:?}");
+    out
+}
+
+/// Whether `text` holds `line` as a whole line, its indent aside.
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l.trim_start() == line)
+}
+
+#[test]
+fn help_is_a_quick_start() {
+    let out = help(&["help"]);
+    assert_eq!(out, help(&["--help"]));
+    // The three ways to chat, each as the commands the two people run.
+    for line in [
+        "smolchat server 2000",
+        "smolchat client HOST 2000",
+        "smolchat server --private 2000",
+        "smolchat client --private HOST 2000",
+        "smolchat server --relay RELAY:7000",
+        "smolchat client --relay RELAY:7000",
+        "With SMOLCHAT_RELAY=RELAY:7000 set, both may leave --relay out.",
+        // Who speaks first, and how to leave.
+        "The client speaks first; then each waits for the other's line, in turn.",
+        "To leave, type EXIT or press Ctrl-D; Ctrl-C ends smolchat at once. At the",
+        "server, EXIT ends the chat with this client and waits for the next one,",
+        "and Ctrl-D ends the server.",
+    ] {
+        assert!(has_line(&out, line), "no line {line:?} in\n{out}");
+    }
+}
+
+#[test]
+fn help_relay_says_how_people_use_a_relay() {
+    let out = help(&["help", "relay"]);
+    for line in [
+        "Run a relay: two people who cannot reach each other meet and chat through it.",
+        "smolchat relay 7000",
+        "One person points a server at it; the server shows a code to pass on:",
+        "smolchat server --relay relay.example.org:7000",
+        "The other points a client at it and types that code when asked:",
+        "smolchat client --relay relay.example.org:7000",
+        "Or each names the relay once: export SMOLCHAT_RELAY=relay.example.org:7000",
+    ] {
+        assert!(has_line(&out, line), "no line {line:?} in\n{out}");
+    }
+    for jargon in ["sealed", "NAT", "bytes"] {
+        assert!(!out.contains(jargon), "{jargon:?} in\n{out}");
+    }
+}
+
+#[test]
+fn every_command_help_names_every_option() {
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "server",
+            &[
+                "--bind",
+                "--idle-timeout",
+                "--max-line",
+                "--private",
+                "--allow",
+                "--deny",
+                "--relay",
+                "--relay-only",
+            ],
+        ),
+        (
+            "client",
+            &[
+                "--connect-timeout",
+                "--idle-timeout",
+                "--max-line",
+                "--private",
+                "--relay",
+                "--relay-only",
+            ],
+        ),
+        ("relay", &["--bind", "--max-chats", "--wait"]),
+    ];
+    for (command, options) in cases {
+        let out = help(&["help", command]);
+        let listed: Vec<&str> = out
+            .split("\nOptions:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command}: no options in\n{out}"))
+            .lines()
+            .take_while(|line| !line.is_empty())
+            .filter_map(|line| line.trim_start().strip_prefix("--"))
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        let want: Vec<&str> = options.iter().map(|o| &o[2..]).collect();
+        assert_eq!(listed, want, "{command}:\n{out}");
+        assert!(has_line(&out, "-h, --help        display usage information"), "{out}");
+    }
+}
+
 #[test]
 fn every_help_form_prints_the_same_usage_with_exit_0() {
     // (the form typed, the `--help` form it must print the same as)
@@ -154,6 +254,26 @@ fn a_bare_ipv6_address_alone_says_how_to_give_its_port() {
     );
 }
 
+#[test]
+fn a_port_alone_is_a_missing_host() {
+    let line = usage_error(&["client", "2000"], "smolchat client");
+    assert_eq!(
+        line,
+        "smolchat: error: no host given before the port 2000: the server's name or address \
+         goes first, as in 'smolchat client HOST 2000'"
+    );
+}
+
+#[test]
+fn a_server_given_an_address_and_a_port_is_pointed_to_bind() {
+    let line = usage_error(&["server", "127.0.0.1", "2000"], "smolchat server");
+    assert_eq!(
+        line,
+        "smolchat: error: invalid port '127.0.0.1': an address to listen on goes after --bind, \
+         as in 'smolchat server --bind 127.0.0.1 2000'"
+    );
+}
+
 /// A client started with `server` for its HOST and PORT chats with `peer`
 /// once and exits 0; `connected` is the status line it must print.
 fn chat_once(peer: &mut Proc, server: &[&str], connected: &str) {
@@ -216,7 +336,10 @@ fn port_in_use() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        format!("smolchat: error: cannot listen on 0.0.0.0:{port}: address already in use\n")
+        format!(
+            "smolchat: error: cannot listen on 0.0.0.0:{port}: address already in use \
+             (try another port, or 0 for any free one)\n"
+        )
     );
 }
 
@@ -265,7 +388,10 @@ fn nobody_listening() {
     assert_eq!(out, "");
     assert_eq!(
         err,
-        format!("smolchat: error: cannot connect to 127.0.0.1:{port}: connection refused\n")
+        format!(
+            "smolchat: error: cannot connect to 127.0.0.1:{port}: connection refused \
+             (is the server running?)\n"
+        )
     );
 }
 
@@ -340,4 +466,25 @@ fn the_client_tries_the_next_address_when_one_refuses() {
         smol::block_on(smolchat::wire::net::connect("localhost", 1, &[refused, open], timeout))
             .unwrap_or_else(|e| panic!("the second address was not tried: {e}"));
     assert_eq!(stream.peer_addr().unwrap(), open);
+}
+
+/// A file of the repository, as text.
+fn repository_file(path: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_readme_installs_from_the_lock_file_then_runs_smolchat() {
+    let readme = repository_file("README.md");
+    // A page a newcomer reads through; the details are in docs/.
+    assert!(readme.len() < 8000, "README.md is {} bytes", readme.len());
+    // The versions the tests passed with, not newer ones.
+    assert!(readme.contains("\n```sh\ncargo install --locked --path .\n```\n"));
+    // Then the installed command, not a build run through cargo.
+    assert!(!readme.contains("cargo run"), "cargo run in README.md");
+    assert!(readme.contains("\n```sh\nsmolchat server 2000\nsmolchat client 127.0.0.1 2000\n```\n"));
+    // The tests' command, the one .ci/run runs.
+    assert!(readme.contains("\n```sh\ncargo test\n```\n"));
+    assert!(repository_file(".ci/run").contains("\ncounted cargo test\n"));
 }

@@ -25,8 +25,6 @@ use crate::util::{self, smolchat, Proc, DEADLINE};
 /// One row of /proc/net/tcp (IPv4).
 #[derive(Debug, Clone, Copy)]
 pub struct TcpRow {
-    pub local_port: u16,
-    pub remote_port: u16,
     /// TCP state: 1 established, 8 close-wait, ...
     pub state: u8,
     /// Which timer runs: 2 is keepalive.
@@ -39,29 +37,30 @@ pub struct TcpRow {
 const ESTABLISHED: u8 = 1;
 pub const CLOSE_WAIT: u8 = 8;
 
-fn tcp_rows() -> Vec<TcpRow> {
-    let text = fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap_or(""), 16).ok();
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let (timer, when) = f.get(5)?.split_once(':')?;
-            Some(TcpRow {
-                local_port: port(f.get(1)?)?,
-                remote_port: port(f.get(2)?)?,
-                state: u8::from_str_radix(f.get(3)?, 16).ok()?,
-                timer: u8::from_str_radix(timer, 16).ok()?,
-                timer_ticks: u64::from_str_radix(when, 16).ok()?,
-                inode: f.get(9)?.parse().ok()?,
-            })
-        })
-        .collect()
+/// One line of /proc/net/tcp, parsed.
+fn tcp_row(line: &str) -> Option<TcpRow> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let (timer, when) = f.get(5)?.split_once(':')?;
+    Some(TcpRow {
+        state: u8::from_str_radix(f.get(3)?, 16).ok()?,
+        timer: u8::from_str_radix(timer, 16).ok()?,
+        timer_ticks: u64::from_str_radix(when, 16).ok()?,
+        inode: f.get(9)?.parse().ok()?,
+    })
 }
 
 /// The socket from `local` to `remote` on loopback, if the kernel has one.
+/// Its row is found by the ports' text before any row is parsed: the
+/// suite's load tests leave tens of thousands of sockets in TIME_WAIT,
+/// and parsing each row of those every few milliseconds is what would be
+/// slow.
 pub fn tcp_socket(local: u16, remote: u16) -> Option<TcpRow> {
-    tcp_rows().into_iter().find(|r| r.local_port == local && r.remote_port == remote)
+    let text = fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    let (local, remote) = (format!(":{local:04X} "), format!(":{remote:04X} "));
+    let line = text.lines().find(|line| {
+        line.find(&local).is_some_and(|at| line[at + local.len()..].find(&remote) == Some(8))
+    })?;
+    tcp_row(line)
 }
 
 /// Waits until the socket from `local` to `remote` satisfies `done`
@@ -300,7 +299,9 @@ pub fn socket_of(pid: u32, local: u16, remote: u16) -> OwnedFd {
     use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
     let deadline = Instant::now() + DEADLINE;
     let inode = loop {
-        if let Some(row) = tcp_socket(local, remote) {
+        // A connection still in the accept queue has no socket yet (inode
+        // 0): wait until the process has accepted it.
+        if let Some(row) = tcp_socket(local, remote).filter(|row| row.inode != 0) {
             break row.inode;
         }
         assert!(Instant::now() < deadline, "no socket {local} -> {remote}");

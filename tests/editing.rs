@@ -378,10 +378,14 @@ fn exit_while_the_relay_has_not_answered_leaves_at_once() {
     }
     // A relay that takes the join and says nothing: without the leave it
     // would end the client after its 10 s deadline, exit 1.
-    let mut relay = RawServer::new();
-    let at = format!("127.0.0.1:{}", relay.port);
+    let (relay, port) = crate::session::raw_listener();
+    let at = format!("127.0.0.1:{port}");
     let mut term = Term::start(&["client", "--relay", &at], &[("SMOLCHAT_CODE", "3-a-b")]);
-    let mut joined = relay.accept();
+    // The client first asks whether this is a relay.
+    let mut probed = Peer::new(crate::session::raw_accept(&relay));
+    assert_eq!(probed.line(), b"smolchat-relay/1 hello\n");
+    probed.send(b"relay\n");
+    let mut joined = Peer::new(crate::session::raw_accept(&relay));
     assert!(joined.line().starts_with(b"smolchat-relay/1 join 3"));
     term.type_keys(b"EXIT\r");
     assert_eq!(term.wait().code(), Some(0));

@@ -624,12 +624,12 @@ fn a_silent_client_is_dropped_after_the_idle_timeout() {
 
 #[test]
 fn a_slow_but_steady_client_is_not_dropped() {
-    let (mut server, port) = Proc::server(&["--idle-timeout", "2"]);
+    let (mut server, port) = Proc::server(&["--idle-timeout", "1"]);
     let mut slow = raw_connect(port);
     // Pacing the peer, not synchronising: each gap is well under the
     // timeout, the whole line takes well over it.
     for byte in b"slow!\n" {
-        thread::sleep(Duration::from_millis(700));
+        thread::sleep(Duration::from_millis(300));
         slow.write_all(&[*byte]).unwrap();
     }
     assert_eq!(server.stdout_line(), "slow!\n");

@@ -44,6 +44,10 @@ mod load;
 // Private chats: the code, the handshake and its failures, plain peers.
 mod private;
 
+// Leaving a private chat by Ctrl-C or a signal, with its close record; a
+// connection lost without one, in words.
+mod leaving;
+
 // Chats through a relay: codes and rooms, wrong codes, limits, the relay
 // failing, and what the relay can see.
 mod relayed;

@@ -197,10 +197,8 @@ fn wait_ready(server: &mut Child) -> Result<Ready, String> {
             if told {
                 continue;
             }
-            let ready = if let Some((_, code)) = line
-                .split_once("through the relay ")
-                .and_then(|(_, r)| r.split_once("the code is "))
-            {
+            // A relayed room's code stands on a line of its own.
+            let ready = if let Some(code) = line.strip_prefix("smolchat: the code is ") {
                 Some(Ready::Code(code.trim().to_string()))
             } else if line.contains("listening on") {
                 line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).map(Ready::Listening)

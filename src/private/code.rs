@@ -1,17 +1,27 @@
-//! The one-time code: made from a number and two words a person can read
-//! out, and normalised the same way on both sides before use.
+//! The code a person reads out: a number and three words, made at random,
+//! normalised the same way on both sides, and checked and completed against
+//! the word lists while it is typed.
 //!
-//! A generated code is `N-ADJECTIVE-NOUNS` with N from 0 to 99 and each word
-//! from a list of 256: 100 × 256 × 256 = 6,553,600 codes, about 22.6 bits.
-//! That is enough because SPAKE2 gives an attacker one guess per connection,
-//! and the server replaces its code after three wrong ones.
+//! A generated code is `N-ADJECTIVE-ADJECTIVE-NOUNS`: the number, then three
+//! words of 256 each (24 bits). A direct server's number runs from 0 to 99,
+//! so its code is one of 100 × 2^24 (30.6 bits); through a relay the number
+//! is the room's, which anyone may see, and the words alone are secret.
+//! `docs/private.md` shows why that is enough with the server's limit of
+//! wrong codes over its whole run.
 
+use std::fmt;
 use std::io;
 
-/// How many values the number part takes (0 to 99).
+/// How many values a direct server's number takes (0 to 99).
 const NUMBERS: u32 = 100;
 
-/// The first word: 256 short, common English adjectives.
+/// How many words follow the number in a generated code.
+pub const WORDS: usize = 3;
+
+/// Combinations of the words: 256 per word.
+const WORD_CODES: u32 = 1 << (8 * WORDS);
+
+/// The first and second words: 256 short, common English adjectives.
 const ADJECTIVES: &str = concat!(
     "able airy amber angry apple arctic awake bare basic beige best big black bland blank ",
     "blue blunt bold boxy brave brief bright brisk broad brown bumpy busy calm cheap ",
@@ -33,7 +43,9 @@ const ADJECTIVES: &str = concat!(
     "wide wild windy wise witty woolly wry yellow young zany",
 );
 
-/// The second word: 256 short, common English plural nouns.
+/// The third word: 256 short, common English plural nouns. No word of a
+/// list starts another word of the same list, so a whole word is never a
+/// prefix still to complete (a test holds it).
 const NOUNS: &str = concat!(
     "acorns anchors ants apples apricots arrows axes badgers bagels bagpipes balloons ",
     "bananas barns barrels baskets bats beads beans bears beavers bees beetles bells ",
@@ -58,34 +70,63 @@ const NOUNS: &str = concat!(
     "wands wasps whales wheels whistles wigs windows wolves worms yachts yaks zebras",
 );
 
+/// The list the word at `position` (0 for the first word after the number)
+/// comes from; `None` past the last.
+fn list(position: usize) -> Option<&'static str> {
+    match position {
+        0 | 1 => Some(ADJECTIVES),
+        2 => Some(NOUNS),
+        _ => None,
+    }
+}
+
+/// The words that may stand at `position` of a generated code (0 for the
+/// first word after the number), in the list's order: for completing a word
+/// as it is typed. Empty past the last word.
+pub fn words(position: usize) -> impl Iterator<Item = &'static str> {
+    list(position).unwrap_or_default().split(' ').filter(|w| !w.is_empty())
+}
+
 /// The `index`th word (0-255) of a space-separated list of 256.
 fn word(list: &'static str, index: u32) -> &'static str {
     list.split(' ').nth(index as usize).unwrap_or("none")
 }
 
-/// A new random code such as `7-purple-sausages`, from the system's
-/// random number generator.
+/// A draw from the system's random number generator.
+fn draw() -> io::Result<u32> {
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(u32::from_le_bytes(bytes))
+}
+
+/// A new code for a direct server, such as `7-brave-quiet-otters`.
 pub fn generate() -> io::Result<String> {
-    const CODES: u32 = NUMBERS * 256 * 256;
+    const CODES: u32 = NUMBERS * WORD_CODES;
     // Rejection sampling: draws at or above the largest multiple of CODES
     // would make the low codes likelier.
     let limit = u32::MAX - u32::MAX % CODES;
     loop {
-        let mut bytes = [0u8; 4];
-        getrandom::getrandom(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-        let draw = u32::from_le_bytes(bytes);
+        let draw = draw()?;
         if draw < limit {
-            return Ok(from_index(draw % CODES));
+            let draw = draw % CODES;
+            return Ok(format!("{}-{}", draw / WORD_CODES, words_of(draw % WORD_CODES)));
         }
     }
 }
 
-/// The code numbered `index` (below 6,553,600).
-fn from_index(index: u32) -> String {
-    let number = index / (256 * 256);
-    let first = word(ADJECTIVES, (index >> 8) & 0xff);
-    let second = word(NOUNS, index & 0xff);
-    format!("{number}-{first}-{second}")
+/// New words for a code whose number is a relay's room, such as
+/// `brave-quiet-otters`: 24 bits, the low bits of one draw (2^32 is a
+/// multiple of 2^24, so none is likelier).
+pub fn generate_words() -> io::Result<String> {
+    Ok(words_of(draw()? % WORD_CODES))
+}
+
+/// The words numbered `index` (below 2^24).
+fn words_of(index: u32) -> String {
+    let first = word(ADJECTIVES, (index >> 16) & 0xff);
+    let second = word(ADJECTIVES, (index >> 8) & 0xff);
+    let third = word(NOUNS, index & 0xff);
+    format!("{first}-{second}-{third}")
 }
 
 /// A code as both sides use it: trimmed, lower-cased, and every run of
@@ -93,7 +134,7 @@ fn from_index(index: u32) -> String {
 /// `7-purple-sausages`. `None` when nothing is left.
 pub fn normalise(code: &str) -> Option<String> {
     let mut out = String::with_capacity(code.len());
-    for part in code.split(|c: char| c.is_whitespace() || c == '-').filter(|p| !p.is_empty()) {
+    for part in parts(code) {
         if !out.is_empty() {
             out.push('-');
         }
@@ -102,12 +143,100 @@ pub fn normalise(code: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// The parts of a code as typed: what lies between spaces and dashes.
+fn parts(code: &str) -> impl Iterator<Item = &str> {
+    code.split(|c: char| c.is_whitespace() || c == '-').filter(|p| !p.is_empty())
+}
+
+/// Why a typed code cannot be one that smolchat made: most likely a typo,
+/// which is better said before the code costs a guess.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Typo {
+    /// It does not start with a number of at most 7 digits.
+    Number,
+    /// It does not have three words after the number (it has this many).
+    Words(usize),
+    /// This word is not one of the words a code has at its place.
+    Unknown(String),
+}
+
+impl fmt::Display for Typo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Typo::Number => f.write_str("a code starts with its number"),
+            Typo::Words(n) => write!(f, "a code has {WORDS} words after its number, not {n}"),
+            Typo::Unknown(word) => write!(f, "'{word}' is not a word of smolchat's codes"),
+        }
+    }
+}
+
+/// Checks a typed code (normalised or not) against the shape and the word
+/// lists of a generated one, and says what does not fit: the number, the
+/// count of words, or the first word that is not on its list. A code from
+/// `SMOLCHAT_CODE` is not checked: a server may use any text.
+pub fn check(code: &str) -> Result<(), Typo> {
+    let normal = normalise(code).unwrap_or_default();
+    let mut parts = normal.split('-');
+    let number = parts.next().unwrap_or_default();
+    if !(1..=7).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Typo::Number);
+    }
+    let words: Vec<&str> = parts.collect();
+    if words.len() != WORDS {
+        return Err(Typo::Words(words.len()));
+    }
+    for (position, typed) in words.into_iter().enumerate() {
+        if !self::words(position).any(|w| w == typed) {
+            return Err(Typo::Unknown(typed.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// The words the last word of `typed` (a code as typed so far) may become:
+/// those of its place's list that start with it, lower-cased. Empty while
+/// the number is typed, past the last word, or when no word fits.
+pub fn completions(typed: &str) -> Vec<&'static str> {
+    let Some((position, prefix)) = last_word(typed) else { return Vec::new() };
+    words(position).filter(|w| w.starts_with(&prefix)).collect()
+}
+
+/// `typed` with its last word completed as far as the words it may become
+/// agree (Tab): the whole word, and a `-` when another word follows, when
+/// only one fits. `None` when there is nothing to add.
+pub fn complete(typed: &str) -> Option<String> {
+    let (position, prefix) = last_word(typed)?;
+    let fits = completions(typed);
+    let first = *fits.first()?;
+    let common = fits.iter().fold(first.len(), |n, w| {
+        first.bytes().zip(w.bytes()).take(n).take_while(|(a, b)| a == b).count()
+    });
+    let mut out = typed.to_string();
+    out.push_str(&first[prefix.len()..common]);
+    if fits.len() == 1 && position + 1 < WORDS {
+        out.push('-');
+    }
+    (out.len() > typed.len()).then_some(out)
+}
+
+/// The place (0 for the first word after the number) and the lower-cased
+/// text of the word being typed at the end of `typed`; `None` while the
+/// number is typed.
+fn last_word(typed: &str) -> Option<(usize, String)> {
+    let ends_between = typed.ends_with(|c: char| c.is_whitespace() || c == '-');
+    let mut parts: Vec<&str> = parts(typed).collect();
+    let last = if ends_between { "" } else { parts.pop()? };
+    // Before the last: the number, then the words already typed.
+    let position = parts.len().checked_sub(1)?;
+    Some((position, last.to_lowercase()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_lists_hold_256_distinct_words_each() {
+    fn the_lists_hold_256_distinct_words_none_the_start_of_another() {
         for list in [ADJECTIVES, NOUNS] {
             let words: Vec<&str> = list.split(' ').collect();
             assert_eq!(words.len(), 256);
@@ -118,18 +247,29 @@ mod tests {
             assert!(words
                 .iter()
                 .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase())));
+            for w in &words {
+                assert_eq!(words.iter().filter(|other| other.starts_with(w)).count(), 1, "{w}");
+            }
         }
+        assert_eq!(words(0).count(), 256);
+        assert_eq!(words(2).count(), 256);
+        assert_eq!(words(3).count(), 0);
     }
 
     #[test]
-    fn codes_read_as_a_number_and_two_words() {
-        assert_eq!(from_index(0), "0-able-acorns");
-        assert_eq!(from_index(NUMBERS * 65536 - 1), "99-zany-zebras");
+    fn codes_read_as_a_number_and_three_words() {
+        assert_eq!(words_of(0), "able-able-acorns");
+        assert_eq!(words_of(WORD_CODES - 1), "zany-zany-zebras");
+        assert_eq!(words_of(0x01_02_03), "airy-amber-apples");
         let code = generate().unwrap();
         let parts: Vec<&str> = code.split('-').collect();
-        assert_eq!(parts.len(), 3, "{code}");
+        assert_eq!(parts.len(), 4, "{code}");
         assert!(parts[0].parse::<u32>().unwrap() < NUMBERS);
         assert_eq!(normalise(&code).as_deref(), Some(code.as_str()));
+        assert_eq!(check(&code), Ok(()));
+        let words = generate_words().unwrap();
+        assert_eq!(words.split('-').count(), WORDS, "{words}");
+        assert_eq!(check(&format!("4711-{words}")), Ok(()));
     }
 
     #[test]
@@ -139,5 +279,54 @@ mod tests {
         assert_eq!(normalise("7-purple-sausages").as_deref(), Some("7-purple-sausages"));
         assert_eq!(normalise(" \t - "), None);
         assert_eq!(normalise(""), None);
+    }
+
+    #[test]
+    fn a_typed_code_is_checked_word_by_word() {
+        assert_eq!(check("7-brave-quiet-otters"), Ok(()));
+        assert_eq!(check(" 4711 Brave quiet  OTTERS "), Ok(()));
+        assert_eq!(check("brave-quiet-otters"), Err(Typo::Number));
+        assert_eq!(check("12345678-brave-quiet-otters"), Err(Typo::Number));
+        assert_eq!(check("7x-brave-quiet-otters"), Err(Typo::Number));
+        assert_eq!(check("7-brave-otters"), Err(Typo::Words(2)));
+        assert_eq!(check("7-brave-quiet-otters-too"), Err(Typo::Words(4)));
+        assert_eq!(check("7-brave-quite-otters"), Err(Typo::Unknown("quite".into())));
+        // Each place has its own list: a noun is no adjective.
+        assert_eq!(check("7-otters-quiet-brave"), Err(Typo::Unknown("otters".into())));
+        assert_eq!(check("7-brave-quiet-ottrs"), Err(Typo::Unknown("ottrs".into())));
+        assert_eq!(
+            Typo::Unknown("ottrs".into()).to_string(),
+            "'ottrs' is not a word of smolchat's codes"
+        );
+        assert_eq!(Typo::Words(2).to_string(), "a code has 3 words after its number, not 2");
+        assert_eq!(Typo::Number.to_string(), "a code starts with its number");
+    }
+
+    #[test]
+    fn tab_completes_a_word_as_far_as_it_is_certain() {
+        // One word fits: all of it, and the dash before the next.
+        assert_eq!(complete("7-bra").as_deref(), Some("7-brave-"));
+        assert_eq!(complete("7 brave quie").as_deref(), Some("7 brave quiet-"));
+        assert_eq!(completions("7 brave qui"), ["quick", "quiet"]);
+        // The last word ends the code: no dash after it.
+        assert_eq!(complete("7-brave-quiet-ott").as_deref(), Some("7-brave-quiet-otters"));
+        // Several fit: as far as they agree (bright, brisk, broad, brown...).
+        assert_eq!(completions("7-br"), ["brave", "brief", "bright", "brisk", "broad", "brown"]);
+        assert_eq!(complete("7-br"), None);
+        assert_eq!(completions("7-bri"), ["brief", "bright", "brisk"]);
+        assert_eq!(complete("7-bri"), None);
+        assert_eq!(complete("7-brave-quiet-tow").as_deref(), Some("7-brave-quiet-towe"));
+        // Upper case is read as lower case.
+        assert_eq!(complete("7-BRA").as_deref(), Some("7-BRAve-"));
+        // Nothing to do: the number, no fit, past the last word, a whole word.
+        assert_eq!(complete("7"), None);
+        assert_eq!(complete(""), None);
+        assert_eq!(complete("7-zzz"), None);
+        assert_eq!(complete("7-a-b-c-d"), None);
+        assert_eq!(complete("7-brave-quiet-otters"), None);
+        // After a separator, every word of the next place fits.
+        assert_eq!(completions("7-").len(), 256);
+        assert_eq!(completions("7-brave-quiet ").len(), 256);
+        assert!(completions("7-brave-quiet ").contains(&"otters"));
     }
 }

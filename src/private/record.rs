@@ -25,7 +25,7 @@ use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::turn::PeerSocket;
+use crate::wire::HangUp;
 
 /// A record of chat bytes.
 pub const MESSAGE: u8 = 0;
@@ -144,14 +144,6 @@ impl Opener {
     }
 }
 
-/// The error a reader reports, the same on every later read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failed {
-    Refused(Refusal),
-    CutBetween,
-    CutInside,
-}
-
 /// The peer's records as a plain byte stream of their bodies.
 ///
 /// It reads as much as the connection has, opens each whole record in its
@@ -170,7 +162,8 @@ pub struct RecordReader<R> {
     /// The opened body not yet handed out, in `buf`.
     plain: Range<usize>,
     closed: bool,
-    failed: Option<Failed>,
+    /// The error reported, the same on every later read.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl<R> RecordReader<R> {
@@ -194,24 +187,20 @@ impl<R> RecordReader<R> {
         }
     }
 
-    /// The connection underneath.
-    pub fn get_ref(&self) -> &R {
-        &self.inner
-    }
-
-    fn fail(&mut self, failed: Failed) -> io::Error {
-        self.failed = Some(failed);
-        failure(failed, self.max_body)
+    /// Takes note of `error`, for every later read too.
+    fn fail(&mut self, error: io::Error) -> io::Error {
+        self.failed = Some((error.kind(), error.to_string()));
+        error
     }
 
     /// Opens the next whole record in the buffer, if there is one.
-    fn open_next(&mut self) -> Result<bool, Failed> {
+    fn open_next(&mut self) -> Result<bool, Refusal> {
         let held = &self.buf[self.start..self.end];
         if held.len() < 4 {
             return Ok(false);
         }
         let header = [held[0], held[1], held[2], held[3]];
-        let sealed = Opener::length(header, self.max_body).map_err(Failed::Refused)?;
+        let sealed = Opener::length(header, self.max_body)?;
         let size = 4 + sealed;
         if held.len() < size {
             // Make room for the whole record, keeping what is held.
@@ -226,33 +215,17 @@ impl<R> RecordReader<R> {
             return Ok(false);
         }
         let record = self.start..self.start + size;
-        let (kind, body) =
-            self.opener.open(&mut self.buf[record.clone()]).map_err(Failed::Refused)?;
+        let (kind, body) = self.opener.open(&mut self.buf[record.clone()])?;
         self.start = record.end;
         if kind == DIRECT {
             // Only before the chat; inside it, a record out of place.
-            return Err(Failed::Refused(Refusal::Malformed));
+            return Err(Refusal::Malformed);
         }
         if kind == CLOSE {
             self.closed = true;
         }
         self.plain = record.start + body.start..record.start + body.end;
         Ok(true)
-    }
-}
-
-/// The words for a failed read.
-fn failure(failed: Failed, max_body: usize) -> io::Error {
-    match failed {
-        Failed::Refused(refusal) => refused(refusal, max_body),
-        Failed::CutBetween => io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the connection was cut without a close record",
-        ),
-        Failed::CutInside => io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the connection was cut in the middle of a record",
-        ),
     }
 }
 
@@ -288,8 +261,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for RecordReader<R> {
                 this.plain.start += n;
                 return Poll::Ready(Ok(n));
             }
-            if let Some(failed) = this.failed {
-                return Poll::Ready(Err(failure(failed, this.max_body)));
+            if let Some((kind, why)) = &this.failed {
+                return Poll::Ready(Err(io::Error::new(*kind, why.clone())));
             }
             if this.closed || out.is_empty() {
                 return Poll::Ready(Ok(0));
@@ -297,7 +270,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for RecordReader<R> {
             match this.open_next() {
                 Ok(true) => continue,
                 Ok(false) => {}
-                Err(failed) => return Poll::Ready(Err(this.fail(failed))),
+                Err(refusal) => {
+                    return Poll::Ready(Err(this.fail(refused(refusal, this.max_body))))
+                }
             }
             if this.end == this.buf.len() || this.start == this.end {
                 // Room at the end: what is held moves to the front.
@@ -311,20 +286,19 @@ impl<R: AsyncRead + Unpin> AsyncRead for RecordReader<R> {
                 Err(e) => return Poll::Ready(Err(e)),
             };
             if n == 0 {
-                let cut =
-                    if this.start == this.end { Failed::CutBetween } else { Failed::CutInside };
-                return Poll::Ready(Err(this.fail(cut)));
+                let lost = match this.start == this.end {
+                    true => "the connection was lost before the peer left the chat",
+                    false => "the connection was lost in the middle of a message",
+                };
+                let error = io::Error::new(io::ErrorKind::UnexpectedEof, lost);
+                return Poll::Ready(Err(this.fail(error)));
             }
             this.end += n;
         }
     }
 }
 
-impl<R: PeerSocket> PeerSocket for RecordReader<R> {
-    fn allow_blocking(&self, allow: bool) -> io::Result<()> {
-        self.inner.allow_blocking(allow)
-    }
-
+impl<R: HangUp> HangUp for RecordReader<R> {
     fn hung_up(&self) -> bool {
         self.closed || self.failed.is_some() || self.inner.hung_up()
     }

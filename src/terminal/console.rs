@@ -89,15 +89,11 @@ pub struct Console {
 }
 
 impl Console {
-    /// Creates the console with the given looks.
-    pub fn new(looks: ConsoleStyle) -> Console {
-        Console { looks, prompt_open: false, tty: None }
-    }
-
-    /// Creates the console for a terminal where the line editor `tty`
-    /// keeps the input line below everything printed.
-    pub fn edited(looks: ConsoleStyle, tty: Rc<RefCell<Tty>>) -> Console {
-        Console { looks, prompt_open: false, tty: Some(tty) }
+    /// Creates the console with the given looks; at a terminal where the
+    /// line editor `tty` keeps the input line below everything printed,
+    /// with it.
+    pub fn new(looks: ConsoleStyle, tty: Option<Rc<RefCell<Tty>>>) -> Console {
+        Console { looks, prompt_open: false, tty }
     }
 
     /// Ends the prompt's line, so that what comes next starts a line of its
@@ -138,7 +134,15 @@ impl Screen for Console {
         self.close_prompt();
         match &self.tty {
             Some(tty) => tty.borrow_mut().status(text),
-            None if self.looks.status_colour => coloured_status(text),
+            None => status_in(text, self.looks.status_colour),
+        }
+    }
+
+    fn highlight(&mut self, text: &str) {
+        self.close_prompt();
+        match &self.tty {
+            Some(tty) => tty.borrow_mut().highlight(text),
+            None if self.looks.status_colour => status_in(&highlighted(text), true),
             None => status(text),
         }
     }
@@ -224,23 +228,29 @@ impl Tty {
 
     /// Prints a status line above the area.
     pub fn status(&mut self, text: &str) {
-        let colour = self.colour;
-        self.draw(|editor, out| {
-            editor.clear(out);
-            let prefix = if colour { PREFIX_COLOURED } else { PREFIX };
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(text.as_bytes());
-            out.push(b'\n');
-            editor.render(out);
-        });
+        let prefix = prefix(self.colour);
+        self.above(&[prefix, text]);
+    }
+
+    /// Prints a status line that stands out (the code a person passes on)
+    /// above the area: highlighted where colour is on.
+    pub fn highlight(&mut self, text: &str) {
+        match self.colour {
+            true => self.status(&highlighted(text)),
+            false => self.status(text),
+        }
     }
 
     /// Prints a line the user sent into the transcript, after its prompt.
     pub fn sent(&mut self, text: &str) {
+        self.above(&[PROMPT, text]);
+    }
+
+    /// Prints a line made of `parts` above the area.
+    fn above(&mut self, parts: &[&str]) {
         self.draw(|editor, out| {
             editor.clear(out);
-            out.extend_from_slice(PROMPT.as_bytes());
-            out.extend_from_slice(text.as_bytes());
+            parts.iter().for_each(|part| out.extend_from_slice(part.as_bytes()));
             out.push(b'\n');
             editor.render(out);
         });
@@ -250,61 +260,36 @@ impl Tty {
     pub fn clear(&mut self) {
         self.draw(|editor, out| editor.clear(out));
     }
+}
 
-    /// Writes straight to the sink (the terminal's own sequences).
-    pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.out.flush()
+/// The `smolchat:` prefix of status lines, in colour or not.
+fn prefix(colour: bool) -> &'static str {
+    if colour {
+        PREFIX_COLOURED
+    } else {
+        PREFIX
     }
 }
 
-/// Writes `smolchat: TEXT` as one line on stderr, in one write so that it
-/// never interleaves with other output.
+/// The text of a highlighted status line in bold yellow, as the prefix of
+/// every status line: no peer text can show it (the peer's ESC is always
+/// escaped), and it never takes the peer label's colour.
+fn highlighted(text: &str) -> String {
+    format!("\x1b[1;33m{text}\x1b[0m")
+}
+
+/// Writes `smolchat: TEXT` as one line on stderr.
 pub fn status(text: &str) {
-    let mut line = String::with_capacity(PREFIX.len() + text.len() + 1);
-    line.push_str(PREFIX);
-    line.push_str(text);
-    line.push('\n');
+    status_in(text, false);
+}
+
+/// Writes a status line on stderr, its prefix in colour or not, in one
+/// write so that it never interleaves with other output.
+fn status_in(text: &str, colour: bool) {
+    let line = format!("{}{text}\n", prefix(colour));
     // Nowhere is left to report a failing stderr.
     let _ = io::stderr().write_all(line.as_bytes());
 }
 
-/// [`status`] with the prefix in colour, which peer text never has.
-fn coloured_status(text: &str) {
-    let line = format!("{}{text}\n", PREFIX_COLOURED);
-    let _ = io::stderr().write_all(line.as_bytes());
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn looks_follow_the_terminals_and_colour_rules() {
-        let all = ConsoleStyle::from_facts([true; 3], false, false);
-        let edit = cfg!(unix);
-        assert_eq!(
-            all,
-            ConsoleStyle { prompt: true, label: true, colour: true, edit, status_colour: true }
-        );
-        // NO_COLOR takes the colour, not the editing; TERM=dumb both.
-        let no_color = ConsoleStyle::from_facts([true; 3], true, false);
-        assert!(!no_color.colour && !no_color.status_colour && no_color.edit == edit);
-        let dumb = ConsoleStyle::from_facts([true; 3], false, true);
-        assert!(!dumb.colour && !dumb.status_colour && !dumb.edit);
-        // Editing needs the keyboard and stderr at a terminal.
-        assert!(!ConsoleStyle::from_facts([true, true, false], false, false).edit);
-        assert!(!ConsoleStyle::from_facts([false, true, true], false, false).edit);
-        let piped = ConsoleStyle::from_facts([false; 3], false, false);
-        assert_eq!(
-            piped,
-            ConsoleStyle {
-                prompt: false,
-                label: false,
-                colour: false,
-                edit: false,
-                status_colour: false
-            }
-        );
-    }
-}
+mod tests;

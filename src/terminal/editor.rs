@@ -1,6 +1,8 @@
 //! The line editor: a pure state machine. Bytes from the keyboard go in,
-//! entered lines and the bytes that draw the input line come out; no
-//! terminal is touched here, so every key is tested in memory.
+//! the bytes that draw the input line come out, and entered lines go where
+//! they belong: waiting for their turn in the session they were typed for,
+//! or to no one; no terminal is touched here, so every key is tested in
+//! memory.
 //!
 //! The screen is a transcript that only grows, and below it an *area* that
 //! smolchat owns: the lines entered but waiting for their turn, then the
@@ -14,6 +16,7 @@ use std::io::Write;
 use unicode_width::UnicodeWidthChar;
 
 use crate::terminal::keys::{Decoder, Key, SpecialChars};
+use crate::turn::EXIT;
 
 /// The prompt before the line being typed and before lines entered.
 pub const PROMPT: &str = "you> ";
@@ -21,15 +24,12 @@ pub const PROMPT: &str = "you> ";
 /// What the editor hands out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Enter was pressed.
-    Line {
-        /// The text, without a line ending.
-        text: String,
-        /// The session the line's first character was typed in.
-        owner: Option<u64>,
-        /// Characters past `max_line` bytes were dropped: the line is not to be sent.
-        too_long: bool,
-    },
+    /// A line that goes to no one, with the status line that says so.
+    Unsent(String),
+    /// `EXIT` was entered: the user leaves, whoever's turn it is.
+    Exit,
+    /// The hidden line (see [`Editor::set_hidden`]) was entered.
+    Hidden(String),
     /// The end-of-input key on an empty line.
     Eof,
     /// The interrupt key (Ctrl-C).
@@ -61,8 +61,10 @@ pub struct Editor {
     max_line: usize,
     /// Characters were dropped because the line was over `max_line`.
     overflow: bool,
-    /// The session in force now, and the one `text` was begun in.
+    /// The session in force now (`None`: nobody is connected), how many
+    /// there were, and the one `text` was begun in.
     session: Option<u64>,
+    sessions: u64,
     owner: Option<u64>,
     /// The prompt of a hidden line (a secret code), when one is read.
     hidden: Option<String>,
@@ -93,6 +95,7 @@ impl Editor {
             max_line,
             overflow: false,
             session: None,
+            sessions: 0,
             owner: None,
             hidden: None,
             queue: VecDeque::new(),
@@ -116,9 +119,25 @@ impl Editor {
         self.cursor
     }
 
-    /// Lines from now on belong to `session` (`None`: nobody is connected).
-    pub fn set_session(&mut self, session: Option<u64>) {
-        self.session = session;
+    /// A session began: lines begun from now on are for its peer.
+    pub fn begin_session(&mut self) {
+        self.sessions += 1;
+        self.session = Some(self.sessions);
+    }
+
+    /// The session ended: nobody is connected, and the lines that were
+    /// waiting for their turn are handed back, to be said not sent.
+    pub fn end_session(&mut self) -> VecDeque<String> {
+        self.session = None;
+        self.dirty = Dirty::All;
+        std::mem::take(&mut self.queue)
+    }
+
+    /// Takes the oldest line waiting for its turn, to be sent.
+    pub fn take_waiting(&mut self) -> Option<String> {
+        let line = self.queue.pop_front()?;
+        self.dirty = Dirty::All;
+        Some(line)
     }
 
     /// The terminal is now `width` columns wide. Some terminals rewrap the
@@ -157,7 +176,8 @@ impl Editor {
     }
 
     /// Reads the next line hidden behind `prompt` (`Some`), or goes back to
-    /// normal lines (`None`). The text typed meanwhile is never drawn.
+    /// normal lines (`None`, as after that line). The text typed meanwhile
+    /// is never drawn.
     pub fn set_hidden(&mut self, prompt: Option<&str>) {
         self.hidden = prompt.map(str::to_owned);
         self.dirty = Dirty::All;
@@ -185,7 +205,7 @@ impl Editor {
                 let owner = if text.is_empty() { self.session } else { self.owner };
                 self.cursor = 0;
                 self.touch(Dirty::Input);
-                return Some(Event::Line { text, owner, too_long });
+                return self.entered(text, owner, too_long);
             }
             Key::Eof if self.text.is_empty() => return Some(Event::Eof),
             Key::Eof | Key::Delete => {
@@ -240,6 +260,38 @@ impl Editor {
         None
     }
 
+    /// Where an entered line goes: the hidden line to whoever asked for it,
+    /// `EXIT` to leaving, a line for the session in force to the lines
+    /// waiting for their turn; any other goes to no one.
+    fn entered(&mut self, text: String, owner: Option<u64>, too_long: bool) -> Option<Event> {
+        if self.hidden.take().is_some() {
+            self.dirty = Dirty::All;
+            return Some(Event::Hidden(text));
+        }
+        let why = if too_long {
+            return Some(Event::Unsent(format!(
+                "line longer than {} bytes, not sent",
+                self.max_line
+            )));
+        } else if text.as_bytes() == EXIT {
+            return Some(Event::Exit);
+        } else if owner.is_some() && owner == self.session {
+            self.queue.push_back(text);
+            self.dirty = Dirty::All;
+            return None;
+        } else if owner.is_some() {
+            "the peer it was typed for left"
+        } else if self.session.is_none() && text.is_empty() {
+            // An Enter with nobody to send to: nothing to say.
+            return None;
+        } else if self.session.is_none() {
+            "nobody is connected"
+        } else {
+            "begun before the peer connected"
+        };
+        Some(Event::Unsent(format!("not sent ({why}): {text}")))
+    }
+
     fn insert(&mut self, c: char) {
         if self.text.len() + c.len_utf8() > self.max_line {
             self.overflow = true;
@@ -257,24 +309,6 @@ impl Editor {
 
     fn touch(&mut self, dirty: Dirty) {
         self.dirty = self.dirty.max(dirty);
-    }
-
-    /// Shows `line` above the input line, where it waits for its turn.
-    pub fn push_waiting(&mut self, line: String) {
-        self.queue.push_back(line);
-        self.dirty = Dirty::All;
-    }
-
-    /// Takes the oldest waiting line.
-    pub fn pop_waiting(&mut self) -> Option<String> {
-        let line = self.queue.pop_front()?;
-        self.dirty = Dirty::All;
-        Some(line)
-    }
-
-    /// Whether lines are waiting.
-    pub fn has_waiting(&self) -> bool {
-        !self.queue.is_empty()
     }
 
     /// Erases the area, leaving the cursor where its first row was.

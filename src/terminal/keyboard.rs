@@ -1,11 +1,12 @@
 //! The keyboard: stdin as one async stream for the whole program's life,
-//! and the lines it gives: framed plainly from pipes and files, or through
-//! the line editor at a terminal.
+//! and what a person or a script does with it: lines for the turn loop,
+//! framed plainly from pipes and files or through the line editor at a
+//! terminal, and leaving (`EXIT`, Ctrl-D, Ctrl-C, a signal).
 
 use std::cell::RefCell;
 use std::fs::File;
 use std::future::Future;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -14,12 +15,14 @@ use blocking::Unblock;
 use futures_lite::future;
 use futures_lite::io::{AssertAsync, AsyncRead, AsyncReadExt};
 
-use crate::terminal::console::Tty;
-use crate::terminal::editor::Event;
-use crate::turn::{Ending, Lines, EXIT};
+use crate::terminal::console::{ConsoleStyle, Tty};
+use crate::terminal::editor::{Editor, Event};
+use crate::terminal::mode::{width, RawMode, Signals};
+use crate::terminal::{Asked, INTERRUPT};
+use crate::turn::{Ending, Fate, Input, Lines};
 use crate::wire::framer::{Frame, Framer};
 
-/// The keyboard: stdin as an async stream, opened once for the whole program.
+/// Stdin as an async stream, opened once for the whole program.
 ///
 /// A terminal or a pipe is read on a thread of its own (`blocking::Unblock`),
 /// so that waiting for a line never stops the connection from being watched.
@@ -27,21 +30,21 @@ use crate::wire::framer::{Frame, Framer};
 /// a read from it never blocks, and the hand-off to a thread and back would
 /// cost context switches on every message (docs/footprint.md).
 #[derive(Debug)]
-pub enum Keyboard {
+pub enum Stdin {
     /// Stdin is a regular file.
     File(AssertAsync<File>),
     /// Stdin is a terminal, a pipe or a socket.
     Live(Unblock<StickyStdin>),
 }
 
-impl Keyboard {
+impl Stdin {
     /// Opens stdin, reading up to `read_ahead` bytes ahead when it is live.
-    pub fn open(read_ahead: usize) -> Keyboard {
+    pub fn open(read_ahead: usize) -> Stdin {
         match stdin_as_file() {
             Some(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
-                Keyboard::File(AssertAsync::new(file))
+                Stdin::File(AssertAsync::new(file))
             }
-            _ => Keyboard::Live(Unblock::with_capacity(read_ahead, StickyStdin::default())),
+            _ => Stdin::Live(Unblock::with_capacity(read_ahead, StickyStdin::default())),
         }
     }
 }
@@ -60,21 +63,15 @@ fn stdin_as_file() -> Option<File> {
     io::stdin().as_handle().try_clone_to_owned().ok().map(File::from)
 }
 
-/// Elsewhere stdin is always read on a thread.
-#[cfg(not(any(unix, windows)))]
-fn stdin_as_file() -> Option<File> {
-    None
-}
-
-impl AsyncRead for Keyboard {
+impl AsyncRead for Stdin {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Keyboard::File(file) => Pin::new(file).poll_read(cx, buf),
-            Keyboard::Live(live) => Pin::new(live).poll_read(cx, buf),
+            Stdin::File(file) => Pin::new(file).poll_read(cx, buf),
+            Stdin::Live(live) => Pin::new(live).poll_read(cx, buf),
         }
     }
 }
@@ -165,227 +162,258 @@ pub fn check_readable() -> io::Result<()> {
     Ok(())
 }
 
-/// Lines from the keyboard: plain from pipes, files and a dumb terminal,
-/// edited at a terminal.
+/// The keyboard: lines for the turn loop, plain from pipes, files and a
+/// dumb terminal or edited at a terminal, and how the person leaves.
 #[derive(Debug)]
-pub enum Keys<K> {
+pub struct Keyboard<K> {
+    typing: Typing<K>,
+    /// The signals that end a chat, when they are caught.
+    signals: Option<Signals>,
+    /// How the person left: for good (the end of input, Ctrl-C, a signal;
+    /// the first counts), or by `EXIT`, which acts once.
+    left: Option<Ending>,
+    /// The line last given with its `\n`, where the framer does not hold
+    /// it so: an edited line, or one that came with `\r\n` or without an
+    /// end.
+    line: Vec<u8>,
+}
+
+/// Where the lines come from.
+#[derive(Debug)]
+enum Typing<K> {
     /// Lines as they come, taken in order, one per turn (scripts).
     Plain(Framer<K>),
     /// Lines from the line editor (a person at a terminal).
     Edited(Edited<K>),
 }
 
-/// What the keyboard does for the signal keys typed in non-canonical mode.
-#[derive(Debug, Clone, Copy)]
-pub struct SignalKeys {
-    /// Ctrl-C (the terminal's VINTR).
-    pub interrupt: fn(),
-    /// Ctrl-Z (the terminal's VSUSP).
-    pub suspend: fn(),
-}
-
 /// The keyboard at a terminal: keys go through the line editor, whose
 /// drawing `tty` shares with the console.
 #[derive(Debug)]
-pub struct Edited<K> {
+struct Edited<K> {
     src: K,
     /// One read's bytes; each read is fed to the editor in the same poll,
     /// so a read abandoned in a race loses nothing.
     buf: Vec<u8>,
     tty: Rc<RefCell<Tty>>,
-    signal_keys: SignalKeys,
-    max_line: usize,
-    /// The line last handed out.
-    line: Vec<u8>,
-    /// The session lines belong to now, and how many sessions there were.
-    session: Option<u64>,
-    sessions: u64,
-    /// `EXIT` was entered and not yet acted on.
-    exit: bool,
-    /// Ctrl-D on an empty line, or the terminal hung up.
-    ended: bool,
-    /// A hidden line is being read; `secret` is the line once entered.
-    reading_secret: bool,
-    secret: Option<String>,
+    /// The terminal in smolchat's mode, given back when the keyboard goes
+    /// (none in tests).
+    mode: Option<RawMode>,
+    /// The hidden line, once entered.
+    hidden: Option<String>,
 }
 
-impl<K> Keys<K> {
-    /// Plain lines from `src`.
-    pub fn plain(src: K, max_line: usize) -> Keys<K> {
-        Keys::Plain(Framer::new(src, max_line))
-    }
+/// What plain input is read for while the keyboard waits for the person.
+enum Plain {
+    /// Nothing: a script's lines are answers, each waits for its turn.
+    Unread,
+    /// The end of input with no line left.
+    End,
+    /// The next line.
+    Line,
+}
 
-    /// Edited lines from the terminal's bytes `src`.
-    pub fn edited(
-        src: K,
+impl Keyboard<Stdin> {
+    /// The program's keyboard: stdin, through the line editor when `style`
+    /// says so and the terminal lets smolchat hold it, the editor's drawing
+    /// shared with the console (returned too); catching the signals that
+    /// end a chat when `catch`, as always at a terminal held.
+    pub fn open(
+        read_ahead: usize,
         max_line: usize,
-        tty: Rc<RefCell<Tty>>,
-        signal_keys: SignalKeys,
-    ) -> Keys<K> {
+        style: &ConsoleStyle,
+        catch: bool,
+    ) -> (Keyboard<Stdin>, Option<Rc<RefCell<Tty>>>) {
+        let stdin = Stdin::open(read_ahead);
+        let mode = if style.edit { RawMode::enter() } else { None };
+        let signals = match catch || mode.is_some() {
+            true => Signals::catch(mode.is_some()).ok(),
+            false => None,
+        };
+        // Caught by no one, SIGTERM would leave the terminal in smolchat's
+        // mode: no line editor without its signals.
+        let mut keyboard = match mode.filter(|_| signals.is_some()) {
+            Some(mode) => {
+                let editor = Editor::new(max_line, width(), mode.special_chars());
+                let tty = Tty::new(editor, Box::new(io::stderr()), style.status_colour);
+                Keyboard::edited(stdin, Rc::new(RefCell::new(tty)), Some(mode))
+            }
+            None => Keyboard::plain(stdin, max_line),
+        };
+        keyboard.signals = signals;
+        let tty = match &keyboard.typing {
+            Typing::Edited(edited) => Some(edited.tty.clone()),
+            Typing::Plain(_) => None,
+        };
+        (keyboard, tty)
+    }
+}
+
+impl<K> Keyboard<K> {
+    /// Plain lines from `src`, of up to `max_line` bytes.
+    pub fn plain(src: K, max_line: usize) -> Keyboard<K> {
+        let typing = Typing::Plain(Framer::new(src, max_line));
+        Keyboard { typing, signals: None, left: None, line: Vec::new() }
+    }
+
+    /// Edited lines from the terminal's bytes `src`, drawn through `tty`,
+    /// with the terminal held in `mode`.
+    pub fn edited(src: K, tty: Rc<RefCell<Tty>>, mode: Option<RawMode>) -> Keyboard<K> {
         tty.borrow_mut().render();
-        Keys::Edited(Edited {
-            src,
-            buf: vec![0; 4096],
-            tty,
-            signal_keys,
-            max_line,
-            line: Vec::new(),
-            session: None,
-            sessions: 0,
-            exit: false,
-            ended: false,
-            reading_secret: false,
-            secret: None,
-        })
+        let edited = Edited { src, buf: vec![0; 4096], tty, mode, hidden: None };
+        Keyboard { typing: Typing::Edited(edited), signals: None, left: None, line: Vec::new() }
     }
 
-    /// Whether a person types at a terminal: the keyboard is watched on
-    /// every turn, and lines belong to sessions.
-    pub fn is_edited(&self) -> bool {
-        matches!(self, Keys::Edited(_))
+    /// Whether signals are caught: then the person may leave by one.
+    pub fn catches_signals(&self) -> bool {
+        self.signals.is_some()
     }
 
-    /// The text of the line last returned by [`Keys::next`].
-    pub fn line(&self) -> &[u8] {
-        match self {
-            Keys::Plain(framer) => framer.line(),
-            Keys::Edited(edited) => &edited.line,
+    /// The signal the person left by (Ctrl-C is SIGINT's), if they did: the
+    /// program then ends with 128 + it.
+    pub fn signalled(&self) -> Option<i32> {
+        match self.left {
+            Some(Ending::Signal(n)) => Some(n),
+            _ => None,
         }
     }
 
-    /// The line last returned, with its `\n`, when it can go out as it came.
-    pub fn line_with_newline(&self) -> Option<&[u8]> {
-        match self {
-            Keys::Plain(framer) => framer.line_with_newline(),
-            Keys::Edited(_) => None,
-        }
-    }
-
-    /// The longest line taken.
-    pub fn max_line(&self) -> usize {
-        match self {
-            Keys::Plain(framer) => framer.max_line(),
-            Keys::Edited(edited) => edited.max_line,
-        }
-    }
-
-    /// The line last returned could not be sent: the peer has left. Plain
-    /// input keeps it for the next session (a script's answers stay in
-    /// order); at a terminal it belongs to the session that ended, so it is
-    /// sent to no one, and said so.
-    pub fn put_back(&mut self) {
-        match self {
-            Keys::Plain(framer) => framer.put_back(),
-            Keys::Edited(edited) => edited.not_sent(),
-        }
-    }
-
-    /// The line last returned could not be sent and is lost (plain input)
-    /// or said not sent (at a terminal).
-    pub fn not_sent(&mut self) {
-        if let Keys::Edited(edited) = self {
-            edited.not_sent();
-        }
-    }
-
-    /// The line last returned was sent: at a terminal it now shows in the
-    /// transcript, where it crossed the wire.
-    pub fn sent(&mut self) {
-        if let Keys::Edited(edited) = self {
-            let line = String::from_utf8_lossy(&edited.line).into_owned();
-            edited.tty.borrow_mut().sent(&line);
-        }
-    }
-
-    /// A session began (its `connected` line is shown): lines begun from
-    /// now on are for its peer.
+    /// A session began (its `connected` line is shown): at a terminal,
+    /// lines begun from now on are for its peer.
     pub fn begin_session(&mut self) {
-        if let Keys::Edited(edited) = self {
-            edited.sessions += 1;
-            edited.session = Some(edited.sessions);
-            edited.tty.borrow_mut().editor.set_session(edited.session);
+        if let Typing::Edited(edited) = &mut self.typing {
+            edited.tty.borrow_mut().editor.begin_session();
         }
     }
 
     /// The session ended (`why`, as in "the peer left"): lines waiting for
     /// their turn are sent to no one, and said so.
     pub fn end_session(&mut self, why: &str) {
-        if let Keys::Edited(edited) = self {
-            edited.session = None;
+        if let Typing::Edited(edited) = &mut self.typing {
             let mut tty = edited.tty.borrow_mut();
-            tty.editor.set_session(None);
-            while let Some(line) = tty.editor.pop_waiting() {
+            for line in tty.editor.end_session() {
                 tty.status(&format!("not sent ({why}): {line}"));
             }
         }
     }
+
+    /// How the person left, if they did; `EXIT` only once.
+    fn leaving(&mut self) -> Option<Ending> {
+        let ending = self.left?;
+        if ending == Ending::Exit {
+            self.left = None;
+        }
+        Some(ending)
+    }
 }
 
-impl<K: AsyncRead + Unpin> Keys<K> {
-    /// The next line for the local user's turn. Cancelling it loses nothing.
-    ///
-    /// At a terminal a line is shown in the transcript when it is taken,
-    /// which is when it is sent; `EXIT` and Ctrl-D come before lines
-    /// waiting; a line over the limit was already refused when entered.
-    pub async fn next(&mut self) -> io::Result<Frame> {
-        match self {
-            Keys::Plain(framer) => framer.next().await,
-            Keys::Edited(edited) => edited.next().await,
+/// Takes note that the person left `how`: the first way for good counts,
+/// and replaces an `EXIT` not yet acted on.
+fn leave(left: &mut Option<Ending>, how: Ending) {
+    if matches!(left, None | Some(Ending::Exit)) {
+        *left = Some(how);
+    }
+}
+
+impl<K: AsyncRead + Unpin> Keyboard<K> {
+    /// Waits for the person: keys typed at a terminal (applied to the
+    /// editor), a plain line or end when `plain` asks for one (returned), or
+    /// a signal. Cancelling it loses nothing.
+    async fn act(&mut self, plain: Plain) -> io::Result<Option<Input>> {
+        let Keyboard { typing, signals, left, line } = self;
+        let typed = async {
+            match typing {
+                Typing::Edited(edited) => edited.read_keys(left).await.map(|()| None),
+                Typing::Plain(framer) => match plain {
+                    Plain::Unread => future::pending().await,
+                    Plain::End => framer
+                        .wait_for_end()
+                        .await
+                        .map(|()| Some(Input::Left(Ending::KeyboardClosed))),
+                    Plain::Line => Ok(Some(match framer.next().await? {
+                        Frame::Line => {
+                            // A plain `\n` line is lent as the framer holds
+                            // it; any other is made here.
+                            if framer.line_with_newline().is_none() {
+                                line.clear();
+                                line.extend_from_slice(framer.line());
+                                line.push(b'\n');
+                            }
+                            Input::Line
+                        }
+                        Frame::TooLong => Input::TooLong(framer.max_line()),
+                        Frame::Eof => Input::Left(Ending::KeyboardClosed),
+                    })),
+                },
+            }
+        };
+        let signalled = async {
+            match signals {
+                Some(signals) => signals.next().await,
+                None => future::pending().await,
+            }
+        };
+        let acted = future::or(async { Ok(typed.await) }, async { Err(signalled.await) }).await;
+        match (acted, typing) {
+            (Ok(typed), _) => typed,
+            (Err(Asked::End(n)), _) => {
+                leave(left, Ending::Signal(n));
+                Ok(None)
+            }
+            (Err(Asked::Suspend), Typing::Edited(edited)) => {
+                edited.suspend();
+                Ok(None)
+            }
+            (Err(Asked::Resize), Typing::Edited(edited)) => {
+                let mut tty = edited.tty.borrow_mut();
+                tty.editor.resize(width());
+                tty.clear();
+                tty.render();
+                Ok(None)
+            }
+            // Only a terminal held asks for these.
+            (Err(_), Typing::Plain(_)) => Ok(None),
         }
     }
 
-    /// Watches the keyboard while it is not the local user's turn; returns
-    /// when the user leaves (`EXIT`, Ctrl-D). Lines entered meanwhile wait
-    /// for their turn, on the screen. Plain input is never read here: a
-    /// script's lines are answers, each waits for its turn.
-    pub async fn watch(&mut self) -> io::Result<Ending> {
-        match self {
-            Keys::Plain(_) => future::pending().await,
-            Keys::Edited(edited) => edited.watch().await,
-        }
-    }
-
-    /// Returns once no answer can be given any more: plain input ended with
-    /// no line left, or the user left (`EXIT`, Ctrl-D) at a terminal.
-    pub async fn wait_for_end(&mut self) -> io::Result<()> {
-        match self {
-            Keys::Plain(framer) => framer.wait_for_end().await,
-            Keys::Edited(edited) => edited.watch().await.map(drop),
-        }
-    }
-
-    /// `work`, unless no answer can be given any more first (see
-    /// [`Keys::wait_for_end`]): then `None`. A keyboard that fails is no
-    /// end; its error comes at the next read.
+    /// `work`, unless no answer can be given any more first (the end of
+    /// input with no line left, or the person left): then `None`. A
+    /// keyboard that fails is no end; its error comes at the next read.
     pub async fn unless_ended<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
-        let ended = async {
-            match self.wait_for_end().await {
-                Ok(()) => None,
-                Err(_) => future::pending().await,
-            }
-        };
-        future::or(async { Some(work.await) }, ended).await
+        self.unless(true, work).await
     }
 
-    /// `work`, unless the person leaves first (`EXIT`, Ctrl-D at a
-    /// terminal; see [`Keys::watch`]): then `None`.
+    /// `work`, unless the person leaves first (`EXIT`, Ctrl-D at a terminal,
+    /// Ctrl-C, a signal; a script's lines are not read): then `None`.
     pub async fn unless_left<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
-        let left = async {
-            match self.watch().await {
-                Ok(_) => None,
-                Err(_) => future::pending().await,
+        self.unless(false, work).await
+    }
+
+    async fn unless<T>(&mut self, end: bool, work: impl Future<Output = T>) -> Option<T> {
+        let gone = async {
+            while self.leaving().is_none() {
+                let plain = if end { Plain::End } else { Plain::Unread };
+                match self.act(plain).await {
+                    Ok(Some(_)) => break,
+                    Ok(None) => {}
+                    Err(_) => future::pending().await,
+                }
             }
         };
-        future::or(async { Some(work.await) }, left).await
+        future::or(async { Some(work.await) }, async {
+            gone.await;
+            None
+        })
+        .await
     }
 
     /// Takes in what was typed so far without waiting, so that it counts as
     /// typed before whatever is shown next.
     pub async fn catch_up(&mut self) -> io::Result<()> {
-        if let Keys::Edited(edited) = self {
-            while !edited.ended {
-                match future::poll_once(edited.read_keys()).await {
-                    Some(result) => result?,
+        if let Typing::Edited(edited) = &mut self.typing {
+            while self.left.is_none_or(|left| left == Ending::Exit) {
+                match future::poll_once(edited.read_keys(&mut self.left)).await {
+                    Some(read) => read?,
                     None => break,
                 }
             }
@@ -393,65 +421,35 @@ impl<K: AsyncRead + Unpin> Keys<K> {
         Ok(())
     }
 
-    /// Reads one line without showing it and without it entering the
-    /// transcript, after `prompt` (for example `code: `): for a secret
-    /// such as a private chat's code. `None` at the end of input.
+    /// Reads one line after `prompt` without showing it and without it
+    /// entering the transcript: for a secret such as a private chat's code.
     ///
-    /// At a terminal the line editor shows only the prompt while the line
-    /// is typed (its editing keys still work) and erases it after Enter;
-    /// Ctrl-C and Ctrl-Z act as anywhere else. Plain input (a pipe, a
-    /// file, `TERM=dumb`) gives its next line as it is, and the caller
-    /// shows its own prompt: a cooked terminal echoes what is typed.
-    pub async fn read_hidden(&mut self, prompt: &str) -> io::Result<Option<String>> {
-        match self {
-            Keys::Plain(framer) => loop {
-                match framer.next().await? {
-                    Frame::Line => return Ok(Some(String::from_utf8_lossy(framer.line()).into())),
-                    Frame::TooLong => continue,
-                    Frame::Eof => return Ok(None),
-                }
-            },
-            Keys::Edited(edited) => {
-                {
-                    let mut tty = edited.tty.borrow_mut();
-                    tty.editor.set_hidden(Some(prompt));
-                    tty.render();
-                }
-                edited.reading_secret = true;
-                let result = async {
-                    loop {
-                        if let Some(secret) = edited.secret.take() {
-                            return Ok(Some(secret));
-                        }
-                        if edited.ended {
-                            return Ok(None);
-                        }
-                        edited.read_keys().await?;
-                    }
-                }
-                .await;
-                edited.reading_secret = false;
-                let mut tty = edited.tty.borrow_mut();
-                tty.editor.set_hidden(None);
-                tty.render();
-                result
-            }
-        }
-    }
-
-    /// Reads one line after `prompt` on stderr, without showing it
-    /// when stdin is a terminal: through the line editor's hidden mode, or with
-    /// the terminal's echo off where smolchat does not edit lines (`TERM=dumb`).
+    /// At a terminal the line editor shows only the prompt while the line is
+    /// typed (its editing keys still work) and erases it after Enter; where
+    /// smolchat does not edit lines (`TERM=dumb`), the prompt goes to stderr
+    /// and the terminal's echo is off while the line is typed. Ctrl-C there
+    /// is a byte of the line, and counts as Ctrl-C.
     pub async fn read_secret(&mut self, prompt: &str) -> io::Result<String> {
-        use std::io::Write;
-        if self.is_edited() {
-            return self
-                .read_hidden(prompt)
-                .await?
-                .ok_or_else(|| io::Error::other("the keyboard ended before a code was typed"));
+        let ended = || io::Error::other("the keyboard ended before a code was typed");
+        if let Typing::Edited(edited) = &mut self.typing {
+            edited.hide(Some(prompt));
+            let read = loop {
+                if let Typing::Edited(Edited { hidden: Some(_), .. }) = &self.typing {
+                    break Ok(());
+                }
+                if self.left.is_some_and(|left| left != Ending::Exit) {
+                    break Err(ended());
+                }
+                if let Err(e) = self.act(Plain::Unread).await {
+                    break Err(e);
+                }
+            };
+            let Typing::Edited(edited) = &mut self.typing else { return Err(ended()) };
+            edited.hide(None);
+            return read.map(|()| edited.hidden.take().unwrap_or_default());
         }
         let mut stderr = io::stderr();
-        let frame = {
+        let input = {
             // Echo goes off before the prompt shows, so that nothing typed
             // after it is shown, and back on as soon as the line is read.
             let _echo = hidden::EchoOff::new();
@@ -459,100 +457,79 @@ impl<K: AsyncRead + Unpin> Keys<K> {
             self.next().await
         };
         let _ = stderr.write_all(b"\n");
-        match frame? {
-            Frame::Line if self.line().contains(&0x03) => {
-                // Ctrl-C, which does not interrupt while the code is asked for.
-                std::process::exit(130)
+        let line = self.line();
+        match input? {
+            Input::Line if line.contains(&0x03) => {
+                leave(&mut self.left, Ending::Signal(INTERRUPT));
+                Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
             }
-            Frame::Line => Ok(String::from_utf8_lossy(self.line()).into_owned()),
-            Frame::TooLong => Err(io::Error::other("the code is too long")),
-            Frame::Eof => Err(io::Error::other("the keyboard ended before a code was typed")),
+            Input::Line => Ok(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()),
+            Input::TooLong(_) => Err(io::Error::other("the code is too long")),
+            Input::Left(_) => Err(ended()),
         }
     }
 }
 
-/// What the turn loop takes from the keyboard, as it is.
-impl<K: AsyncRead + Unpin> Lines for Keys<K> {
-    fn is_watched(&self) -> bool {
-        self.is_edited()
-    }
-
-    async fn next(&mut self) -> io::Result<Frame> {
-        Keys::next(self).await
-    }
-
-    async fn watch(&mut self) -> io::Result<Ending> {
-        Keys::watch(self).await
+/// The turn loop's keyboard. At a terminal a line is shown in the
+/// transcript when it is sent; `EXIT`, Ctrl-D and Ctrl-C come before lines
+/// waiting; a line over the limit was already refused when entered.
+impl<K: AsyncRead + Unpin> Lines for Keyboard<K> {
+    async fn next(&mut self) -> io::Result<Input> {
+        loop {
+            if let Some(ending) = self.leaving() {
+                return Ok(Input::Left(ending));
+            }
+            if let Typing::Edited(edited) = &mut self.typing {
+                if let Some(text) = edited.tty.borrow_mut().editor.take_waiting() {
+                    self.line = text.into_bytes();
+                    self.line.push(b'\n');
+                    return Ok(Input::Line);
+                }
+            }
+            if let Some(input) = self.act(Plain::Line).await? {
+                return Ok(input);
+            }
+        }
     }
 
     fn line(&self) -> &[u8] {
-        Keys::line(self)
+        match &self.typing {
+            Typing::Plain(framer) => framer.line_with_newline().unwrap_or(&self.line),
+            Typing::Edited(_) => &self.line,
+        }
     }
 
-    fn line_with_newline(&self) -> Option<&[u8]> {
-        Keys::line_with_newline(self)
+    async fn left(&mut self) -> io::Result<Ending> {
+        loop {
+            if let Some(ending) = self.leaving() {
+                return Ok(ending);
+            }
+            self.act(Plain::Unread).await?;
+        }
     }
 
-    fn max_line(&self) -> usize {
-        Keys::max_line(self)
-    }
-
-    fn put_back(&mut self) {
-        Keys::put_back(self)
-    }
-
-    fn not_sent(&mut self) {
-        Keys::not_sent(self)
-    }
-
-    fn sent(&mut self) {
-        Keys::sent(self)
-    }
-}
-
-impl<K> Edited<K> {
-    /// Says that the line last handed out was sent to no one.
-    fn not_sent(&mut self) {
-        let line = String::from_utf8_lossy(&self.line).into_owned();
-        self.tty.borrow_mut().status(&format!("not sent (the peer left): {line}"));
+    fn fate(&mut self, fate: Fate) {
+        let Typing::Edited(edited) = &mut self.typing else {
+            // A script's answers stay in order, for whoever comes next.
+            if let (Typing::Plain(framer), Fate::Kept) = (&mut self.typing, fate) {
+                framer.put_back();
+            }
+            return;
+        };
+        let text = String::from_utf8_lossy(&self.line[..self.line.len() - 1]);
+        let mut tty = edited.tty.borrow_mut();
+        match fate {
+            Fate::Sent => tty.sent(&text),
+            // At a terminal a line belongs to the session it was typed for.
+            Fate::Kept | Fate::Lost => tty.status(&format!("not sent (the peer left): {text}")),
+        }
     }
 }
 
 impl<K: AsyncRead + Unpin> Edited<K> {
-    async fn next(&mut self) -> io::Result<Frame> {
-        loop {
-            if std::mem::take(&mut self.exit) {
-                self.line = EXIT.to_vec();
-                return Ok(Frame::Line);
-            }
-            if self.ended {
-                return Ok(Frame::Eof);
-            }
-            // Shown in the transcript once it is sent (`Keys::sent`).
-            let waiting = self.tty.borrow_mut().editor.pop_waiting();
-            if let Some(text) = waiting {
-                self.line = text.into_bytes();
-                return Ok(Frame::Line);
-            }
-            self.read_keys().await?;
-        }
-    }
-
-    async fn watch(&mut self) -> io::Result<Ending> {
-        loop {
-            if std::mem::take(&mut self.exit) {
-                return Ok(Ending::Exit);
-            }
-            if self.ended {
-                return Ok(Ending::KeyboardClosed);
-            }
-            self.read_keys().await?;
-        }
-    }
-
     /// Reads what the terminal has and applies it. The bytes are fed to the
     /// editor in the poll that returns them: cancelling this loses nothing.
-    async fn read_keys(&mut self) -> io::Result<()> {
+    async fn read_keys(&mut self, left: &mut Option<Ending>) -> io::Result<()> {
         let n = loop {
             match self.src.read(&mut self.buf).await {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -561,46 +538,49 @@ impl<K: AsyncRead + Unpin> Edited<K> {
         };
         if n == 0 {
             // The terminal hung up.
-            self.ended = true;
+            leave(left, Ending::KeyboardClosed);
             return Ok(());
         }
         let mut events = Vec::new();
         self.tty.borrow_mut().editor.feed(&self.buf[..n], &mut events);
         for event in events {
-            self.entered(event);
+            match event {
+                Event::Unsent(status) => self.tty.borrow_mut().status(&status),
+                Event::Exit => {
+                    // Leaving acts at once, whoever's turn it is.
+                    self.tty.borrow_mut().sent("EXIT");
+                    leave(left, Ending::Exit);
+                }
+                Event::Hidden(text) => self.hidden = Some(text),
+                Event::Eof => leave(left, Ending::KeyboardClosed),
+                Event::Interrupt => leave(left, Ending::Signal(INTERRUPT)),
+                Event::Suspend => self.suspend(),
+            }
         }
         self.tty.borrow_mut().render();
         Ok(())
     }
+}
 
-    /// Acts on what the editor produced.
-    fn entered(&mut self, event: Event) {
-        let (text, owner, too_long) = match event {
-            Event::Line { text, owner, too_long } => (text, owner, too_long),
-            Event::Eof => return self.ended = true,
-            Event::Interrupt => return (self.signal_keys.interrupt)(),
-            Event::Suspend => return (self.signal_keys.suspend)(),
-        };
+impl<K> Edited<K> {
+    /// Ctrl-Z: the terminal goes back to the user while smolchat is
+    /// stopped, and is drawn again after `fg`.
+    fn suspend(&mut self) {
+        let Some(mode) = &mut self.mode else { return };
         let mut tty = self.tty.borrow_mut();
-        if self.reading_secret && self.secret.is_none() {
-            self.secret = Some(text);
-        } else if too_long {
-            tty.status(&format!("line longer than {} bytes, not sent", self.max_line));
-        } else if text.as_bytes() == EXIT {
-            // Leaving acts at once, whoever's turn it is.
-            tty.sent(&text);
-            self.exit = true;
-        } else if owner.is_some() && owner == self.session {
-            tty.editor.push_waiting(text);
-        } else if owner.is_some() {
-            tty.status(&format!("not sent (the peer it was typed for left): {text}"));
-        } else if self.session.is_none() && text.is_empty() {
-            // An Enter with nobody to send to: nothing to say.
-        } else if self.session.is_none() {
-            tty.status(&format!("not sent (nobody is connected): {text}"));
-        } else {
-            tty.status(&format!("not sent (begun before the peer connected): {text}"));
-        }
+        tty.clear();
+        mode.stop();
+        tty.editor.set_special_chars(mode.special_chars());
+        tty.editor.resize(width());
+        tty.render();
+    }
+
+    /// Reads the next line hidden behind `prompt`, or goes back to normal
+    /// lines (`None`).
+    fn hide(&mut self, prompt: Option<&str>) {
+        let mut tty = self.tty.borrow_mut();
+        tty.editor.set_hidden(prompt);
+        tty.render();
     }
 }
 
@@ -648,96 +628,4 @@ mod hidden {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::terminal::editor::Editor;
-    use crate::terminal::keys::SpecialChars;
-    use crate::testing::TypedAhead;
-    use futures_lite::io::AsyncWriteExt;
-    use futures_lite::FutureExt;
-
-    /// Runs `f`, failing the test if it takes more than a few seconds.
-    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-        smol::block_on(f.or(async {
-            smol::Timer::after(std::time::Duration::from_secs(20)).await;
-            panic!("no answer within the deadline");
-        }))
-    }
-
-    /// What the editor drew, shared with the test.
-    #[derive(Clone, Default)]
-    struct Drawn(Rc<RefCell<Vec<u8>>>);
-
-    impl io::Write for Drawn {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Drawn {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.borrow()).into_owned()
-        }
-    }
-
-    fn edited() -> (Keys<TypedAhead>, piper::Writer, Drawn) {
-        let (r, w) = piper::pipe(1024);
-        let r = TypedAhead(r);
-        let drawn = Drawn::default();
-        let editor = Editor::new(100, 80, SpecialChars::default());
-        let tty = Rc::new(RefCell::new(Tty::new(editor, Box::new(drawn.clone()), false)));
-        let keys = Keys::edited(r, 100, tty, SignalKeys { interrupt: || {}, suspend: || {} });
-        (keys, w, drawn)
-    }
-
-    #[test]
-    fn a_hidden_line_is_never_drawn() {
-        let (mut keys, mut w, drawn) = edited();
-        block_on(w.write_all(b"7-purple-sausages\r")).unwrap();
-        let code = block_on(keys.read_hidden("code: ")).unwrap();
-        assert_eq!(code.as_deref(), Some("7-purple-sausages"));
-        let text = drawn.text();
-        assert!(text.contains("code: ") && !text.contains("purple"), "{text:?}");
-        // Back to normal lines, which are drawn.
-        keys.begin_session();
-        block_on(w.write_all(b"hi\r")).unwrap();
-        assert_eq!(block_on(keys.next()).unwrap(), Frame::Line);
-        assert_eq!(keys.line(), b"hi");
-        assert!(drawn.text().contains("you> hi"));
-    }
-
-    #[test]
-    fn a_hidden_line_ends_with_the_input() {
-        let (mut keys, mut w, _) = edited();
-        block_on(w.write_all(b"\x04")).unwrap();
-        assert_eq!(block_on(keys.read_hidden("code: ")).unwrap(), None);
-        let (r, mut w) = piper::pipe(64);
-        let mut plain = Keys::plain(r, 100);
-        block_on(w.write_all(b"code\n")).unwrap();
-        drop(w);
-        assert_eq!(block_on(plain.read_hidden("code: ")).unwrap().as_deref(), Some("code"));
-        assert_eq!(block_on(plain.read_hidden("code: ")).unwrap(), None);
-    }
-
-    #[test]
-    fn lines_for_no_session_are_not_sent_and_said_so() {
-        let (mut keys, mut w, drawn) = edited();
-        block_on(w.write_all(b"anyone?\rfor you")).unwrap();
-        block_on(keys.catch_up()).unwrap();
-        assert!(drawn.text().contains("smolchat: not sent (nobody is connected): anyone?"));
-        keys.begin_session();
-        block_on(w.write_all(b"\rfresh\r")).unwrap();
-        assert_eq!(block_on(keys.next()).unwrap(), Frame::Line);
-        assert_eq!(keys.line(), b"fresh");
-        assert!(drawn.text().contains("not sent (begun before the peer connected): for you"));
-        // Waiting when the session ends: not sent either.
-        block_on(w.write_all(b"late\r")).unwrap();
-        block_on(keys.catch_up()).unwrap();
-        keys.end_session("the peer left");
-        assert!(drawn.text().contains("not sent (the peer left): late"));
-    }
-}
+mod tests;

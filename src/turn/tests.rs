@@ -3,6 +3,7 @@
 use super::*;
 use futures_lite::future::{self, block_on};
 use futures_lite::io::AsyncWriteExt;
+use futures_lite::FutureExt;
 
 /// Pipes this small make every message cross in several pieces.
 const PIPE: usize = 3;
@@ -39,19 +40,102 @@ impl Screen for Recorder {
 }
 
 use crate::testing::TypedAhead;
+use std::collections::VecDeque;
 
-type Keys = crate::terminal::keyboard::Keys<TypedAhead>;
+impl HangUp for piper::Reader {}
 
-impl PeerSocket for piper::Reader {
-    fn allow_blocking(&self, _: bool) -> io::Result<()> {
-        Ok(())
+/// A keyboard whose lines the test types: a script's, taken one per turn,
+/// or a person's, watched while the peer has the turn (a line entered then
+/// waits for the next turn; `EXIT` and the end of input act at once).
+struct Scripted {
+    lines: Framer<TypedAhead>,
+    person: bool,
+    waiting: VecDeque<Vec<u8>>,
+    line: Vec<u8>,
+    /// What became of each line given, in order.
+    fates: Vec<Fate>,
+}
+
+/// What the script's keyboard read.
+enum Read {
+    Line(Vec<u8>),
+    TooLong(usize),
+    Left(Ending),
+}
+
+impl Scripted {
+    async fn read(&mut self) -> io::Result<Read> {
+        Ok(match self.lines.next().await? {
+            Frame::Line if self.person && self.lines.line() == EXIT => Read::Left(Ending::Exit),
+            Frame::Line => Read::Line(self.lines.line().to_vec()),
+            Frame::TooLong => Read::TooLong(self.lines.max_line()),
+            Frame::Eof => Read::Left(Ending::KeyboardClosed),
+        })
     }
 }
 
-/// A keyboard whose input the test writes.
-fn keyboard(max_line: usize) -> (Keys, piper::Writer) {
+impl Lines for Scripted {
+    async fn next(&mut self) -> io::Result<Input> {
+        let mut text = match self.waiting.pop_front() {
+            Some(text) => text,
+            None => match self.read().await? {
+                Read::Line(text) => text,
+                Read::TooLong(max) => return Ok(Input::TooLong(max)),
+                Read::Left(ending) => return Ok(Input::Left(ending)),
+            },
+        };
+        text.push(b'\n');
+        self.line = text;
+        Ok(Input::Line)
+    }
+
+    fn line(&self) -> &[u8] {
+        &self.line
+    }
+
+    async fn left(&mut self) -> io::Result<Ending> {
+        if !self.person {
+            return future::pending().await;
+        }
+        loop {
+            match self.read().await? {
+                Read::Line(text) => self.waiting.push_back(text),
+                Read::TooLong(_) => {}
+                Read::Left(ending) => return Ok(ending),
+            }
+        }
+    }
+
+    fn fate(&mut self, fate: Fate) {
+        if fate == Fate::Kept && !self.person {
+            self.lines.put_back();
+        }
+        self.fates.push(fate);
+    }
+}
+
+/// A script's keyboard, whose input the test writes.
+fn script(max_line: usize) -> (Scripted, piper::Writer) {
     let (r, w) = piper::pipe(KEYBOARD_PIPE);
-    (Keys::plain(TypedAhead(r), max_line), w)
+    let keyboard = Scripted {
+        lines: Framer::new(TypedAhead(r), max_line),
+        person: false,
+        waiting: VecDeque::new(),
+        line: Vec::new(),
+        fates: Vec::new(),
+    };
+    (keyboard, w)
+}
+
+/// A person's keyboard, whose keyboard the test types.
+fn person(max_line: usize) -> (Scripted, piper::Writer) {
+    let (keyboard, w) = script(max_line);
+    (Scripted { person: true, ..keyboard }, w)
+}
+
+/// A peer's stream, as the turn loop takes it.
+fn boxed(stream: impl PeerStream + 'static) -> Box<dyn PeerStream> {
+    Box::new(stream)
 }
 
 /// The far end of a connection, driven by the test.
@@ -82,7 +166,7 @@ impl Peer {
 fn chat<F, Fut>(
     role: Role,
     settings: Settings,
-    keys: &mut Keys,
+    keyboard: &mut Scripted,
     screen: &mut Recorder,
     script: F,
 ) -> Result<Ending, Failure>
@@ -95,9 +179,9 @@ where
     let peer = Peer { lines: Framer::new(peer_in, 100), out: Some(peer_out) };
     smol::block_on(async {
         let session = async {
-            let mut peer_lines = Framer::new(from_peer, 20);
+            let mut peer_lines = Framer::new(boxed(from_peer), 20);
             let mut writer = to_peer;
-            let ending = Session { peer: &mut peer_lines, to_peer: &mut writer, keys }
+            let ending = Session { peer: &mut peer_lines, to_peer: &mut writer, keyboard }
                 .run(role, settings, screen)
                 .await;
             // Closing the connection both ways, as the roles do.
@@ -123,11 +207,11 @@ fn messages(screen: &Recorder) -> Vec<&str> {
 
 #[test]
 fn client_speaks_first_then_waits_for_the_answer() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "hello\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("hello").await;
             p.say(b"hi there\n").await;
             p.hang_up();
@@ -140,11 +224,11 @@ fn client_speaks_first_then_waits_for_the_answer() {
 
 #[test]
 fn server_waits_first_then_answers() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "answer\r\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"question\r\n").await;
             p.expect("answer").await;
             p.hang_up();
@@ -155,11 +239,11 @@ fn server_waits_first_then_answers() {
 
 #[test]
 fn exact_exit_ends_without_sending() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, " EXIT\nEXIT \nexit\nEXIT\nnever\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             for sent in [" EXIT", "EXIT ", "exit"] {
                 p.expect(sent).await;
                 p.say(b"ok\n").await;
@@ -172,11 +256,11 @@ fn exact_exit_ends_without_sending() {
 
 #[test]
 fn exit_with_crlf_is_exit() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "EXIT\r\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect_eof().await;
         });
     assert_eq!(ending.unwrap(), Ending::Exit);
@@ -184,11 +268,11 @@ fn exit_with_crlf_is_exit() {
 
 #[test]
 fn an_empty_line_is_a_message() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("").await;
             p.say(b"\n").await;
             p.hang_up();
@@ -199,12 +283,12 @@ fn an_empty_line_is_a_message() {
 
 #[test]
 fn end_of_keyboard_input_ends_the_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "one\n");
     drop(kb);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("one").await;
             p.say(b"two\n").await;
             p.expect_eof().await;
@@ -215,12 +299,12 @@ fn end_of_keyboard_input_ends_the_session() {
 
 #[test]
 fn a_last_keyboard_line_without_newline_is_sent() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "bye");
     drop(kb);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("bye").await;
             p.say(b"ok\n").await;
             p.expect_eof().await;
@@ -231,10 +315,10 @@ fn a_last_keyboard_line_without_newline_is_sent() {
 #[test]
 fn hang_up_is_noticed_while_the_keyboard_is_silent() {
     // The keyboard stays open and silent: only the hang-up can end the turn.
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"hello\n").await;
             p.hang_up();
         });
@@ -244,10 +328,10 @@ fn hang_up_is_noticed_while_the_keyboard_is_silent() {
 
 #[test]
 fn lines_sent_out_of_turn_are_shown_in_order_on_the_peers_turn() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             // Three lines before the client has said anything.
             p.say(b"a\nb\nc\n").await;
             type_in(&mut kb, "first\n");
@@ -264,10 +348,10 @@ fn lines_sent_out_of_turn_are_shown_in_order_on_the_peers_turn() {
 
 #[test]
 fn lines_queued_before_a_hang_up_are_still_shown() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"one\ntwo\nthree").await;
             p.hang_up();
         });
@@ -277,18 +361,18 @@ fn lines_queued_before_a_hang_up_are_still_shown() {
 
 #[test]
 fn a_line_being_typed_when_the_peer_leaves_goes_to_the_next_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "hel");
     let mut screen = Recorder::default();
     let first =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"q1\n").await;
             p.hang_up();
         });
     assert_eq!(first.unwrap(), Ending::PeerLeft);
     type_in(&mut kb, "lo\n");
     let second =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"q2\n").await;
             p.expect("hello").await;
             p.hang_up();
@@ -299,11 +383,11 @@ fn a_line_being_typed_when_the_peer_leaves_goes_to_the_next_session() {
 
 #[test]
 fn typed_ahead_lines_wait_for_their_turns() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "one\ntwo\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("one").await;
             // Nothing more may arrive before the answer: "two" is for the next turn.
             p.say(b"ans\n").await;
@@ -315,11 +399,11 @@ fn typed_ahead_lines_wait_for_their_turns() {
 
 #[test]
 fn an_over_long_keyboard_line_is_refused_and_the_turn_goes_on() {
-    let (mut keys, mut kb) = keyboard(5);
+    let (mut keyboard, mut kb) = script(5);
     type_in(&mut kb, "much too long\nok\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("ok").await;
             p.hang_up();
         });
@@ -330,10 +414,10 @@ fn an_over_long_keyboard_line_is_refused_and_the_turn_goes_on() {
 
 #[test]
 fn an_over_long_peer_line_is_a_protocol_error() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(&[b'x'; 64]).await;
         });
     let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
@@ -343,10 +427,10 @@ fn an_over_long_peer_line_is_a_protocol_error() {
 
 #[test]
 fn an_over_long_peer_line_out_of_turn_is_reported_on_hang_up() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(&[b'x'; 30]).await;
             p.say(b"\n").await;
             p.hang_up();
@@ -356,23 +440,22 @@ fn an_over_long_peer_line_out_of_turn_is_reported_on_hang_up() {
 
 #[test]
 fn a_silent_peer_is_dropped_after_the_idle_timeout() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let settings = Settings { idle_timeout: Some(Duration::from_millis(50)) };
     // The peer never speaks, and never hangs up.
-    let (_hold, ending) = {
-        let (from_peer, peer_out) = piper::pipe(PIPE);
-        let (_peer_in, mut to_peer) = piper::pipe(PIPE);
-        let mut peer = Framer::new(from_peer, 20);
-        let ending = smol::block_on(
-            Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys }.run(
-                Role::Server,
-                settings,
-                &mut screen,
-            ),
-        );
-        (peer_out, ending)
-    };
+    let (_hold, ending) =
+        {
+            let (from_peer, peer_out) = piper::pipe(PIPE);
+            let (_peer_in, mut to_peer) = piper::pipe(PIPE);
+            let mut peer = Framer::new(boxed(from_peer), 20);
+            let ending =
+                smol::block_on(
+                    Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keyboard }
+                        .run(Role::Server, settings, &mut screen),
+                );
+            (peer_out, ending)
+        };
     let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
     assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     assert_eq!(e.to_string(), "no data for 0.05 s (idle timeout)");
@@ -380,10 +463,10 @@ fn a_silent_peer_is_dropped_after_the_idle_timeout() {
 
 #[test]
 fn the_idle_timeout_counts_silence_not_message_time() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let settings = Settings { idle_timeout: Some(Duration::from_millis(600)) };
-    let ending = chat(Role::Server, settings, &mut keys, &mut screen, |mut p| async move {
+    let ending = chat(Role::Server, settings, &mut keyboard, &mut screen, |mut p| async move {
         // Six bytes 150 ms apart: the line takes longer than the timeout,
         // yet the peer is never silent for as long as the timeout (with
         // 450 ms to spare on a busy machine).
@@ -406,11 +489,11 @@ fn seconds_read_as_typed() {
 
 #[test]
 fn a_closed_screen_ends_the_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "x\n");
     let mut screen = Recorder { closed_after: Some(0), ..Recorder::default() };
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("x").await;
             p.say(b"y\n").await;
             p.expect_eof().await;
@@ -420,10 +503,10 @@ fn a_closed_screen_ends_the_session() {
 
 #[test]
 fn peer_bytes_reach_the_screen_unchanged_for_escaping_there() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"\x1b[2J\xff\r\n").await;
             p.hang_up();
         });
@@ -448,10 +531,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl PeerSocket for Watched {
-    fn allow_blocking(&self, _: bool) -> io::Result<()> {
-        Ok(())
-    }
+impl HangUp for Watched {
     fn hung_up(&self) -> bool {
         self.fin.get()
     }
@@ -460,17 +540,17 @@ impl PeerSocket for Watched {
 /// Runs a server session against a peer whose FIN is already visible when
 /// the session starts, with `said` waiting in the pipe ahead of it.
 fn server_after_fin(
-    keys: &mut Keys,
+    keyboard: &mut Scripted,
     screen: &mut Recorder,
     said: &'static [u8],
 ) -> (Result<Ending, Failure>, Vec<u8>) {
     let (from_peer, mut peer_out) = piper::pipe(PIPE);
     let (mut peer_in, mut to_peer) = piper::pipe(1024);
     let fin = std::rc::Rc::new(std::cell::Cell::new(true));
-    let mut peer = Framer::new(Watched { bytes: from_peer, fin }, 20);
+    let mut peer = Framer::new(boxed(Watched { bytes: from_peer, fin }), 20);
     smol::block_on(async {
         let session = async {
-            let ending = Session { peer: &mut peer, to_peer: &mut to_peer, keys }
+            let ending = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard }
                 .run(Role::Server, Settings::default(), screen)
                 .await;
             drop(to_peer);
@@ -494,10 +574,10 @@ fn server_after_fin(
 
 #[test]
 fn a_fin_behind_unread_lines_keeps_the_typed_ahead_line_for_the_next_session() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "kept\n");
     let mut screen = Recorder::default();
-    let (ending, got) = server_after_fin(&mut keys, &mut screen, b"q\nmore\nlast\n");
+    let (ending, got) = server_after_fin(&mut keyboard, &mut screen, b"q\nmore\nlast\n");
     assert_eq!(ending.unwrap(), Ending::PeerLeft);
     assert_eq!(String::from_utf8_lossy(&got), "", "a line went to a peer that had left");
     // Every line sent before the FIN is shown, in order.
@@ -505,7 +585,7 @@ fn a_fin_behind_unread_lines_keeps_the_typed_ahead_line_for_the_next_session() {
     // The line waits for the next session.
     let mut screen = Recorder::default();
     let next =
-        chat(Role::Server, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Server, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.say(b"hello\n").await;
             p.expect("kept").await;
             p.hang_up();
@@ -515,12 +595,12 @@ fn a_fin_behind_unread_lines_keeps_the_typed_ahead_line_for_the_next_session() {
 
 #[test]
 fn a_hang_up_behind_a_full_buffer_is_seen_while_the_keyboard_is_silent() {
-    let (mut keys, _kb) = keyboard(20);
+    let (mut keyboard, _kb) = script(20);
     let mut screen = Recorder::default();
     // Far more than the 23 bytes the peer's framer holds, so that reading
     // ahead stops with the FIN still behind the lines.
     let said = b"q\nout of turn 01\nout of turn 02\nout of turn 03\nout of turn 04\n";
-    let (ending, got) = server_after_fin(&mut keys, &mut screen, said);
+    let (ending, got) = server_after_fin(&mut keyboard, &mut screen, said);
     assert_eq!(ending.unwrap(), Ending::PeerLeft);
     assert_eq!(got, b"");
     assert_eq!(
@@ -531,7 +611,7 @@ fn a_hang_up_behind_a_full_buffer_is_seen_while_the_keyboard_is_silent() {
 
 #[test]
 fn a_send_that_makes_no_progress_times_out() {
-    let (mut keys, mut kb) = keyboard(20);
+    let (mut keyboard, mut kb) = script(20);
     type_in(&mut kb, "nobody reads it\n");
     let mut screen = Recorder::default();
     let settings = Settings { idle_timeout: Some(Duration::from_millis(50)) };
@@ -540,8 +620,9 @@ fn a_send_that_makes_no_progress_times_out() {
         let (from_peer, mut peer_out) = piper::pipe(PIPE);
         let (peer_in, mut to_peer) = piper::pipe(PIPE);
         block_on(peer_out.write_all(b"q\n")).unwrap();
-        let mut peer = Framer::new(from_peer, 20);
-        let mut session = Session { peer: &mut peer, to_peer: &mut to_peer, keys: &mut keys };
+        let mut peer = Framer::new(boxed(from_peer), 20);
+        let mut session =
+            Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keyboard };
         let session = session.run(Role::Server, settings, &mut screen);
         let ending = smol::block_on(session.or(async {
             smol::Timer::after(Duration::from_secs(20)).await;
@@ -561,108 +642,110 @@ fn sends_are_bounded_by_30_seconds_without_an_idle_timeout() {
     assert_eq!(set.send_timeout(), Duration::from_secs(3));
 }
 
-/// A keyboard at a terminal, in a session: what the test types goes
-/// through the line editor, which draws into a sink.
-fn terminal_keyboard(max_line: usize) -> (Keys, piper::Writer) {
-    use crate::terminal::console::Tty;
-    use crate::terminal::editor::Editor;
-    use crate::terminal::keyboard::SignalKeys;
-    use crate::terminal::keys::SpecialChars;
-    let (r, w) = piper::pipe(KEYBOARD_PIPE);
-    let editor = Editor::new(max_line, 80, SpecialChars::default());
-    let tty = Tty::new(editor, Box::new(io::sink()), false);
-    let signal_keys = SignalKeys { interrupt: || {}, suspend: || {} };
-    let mut keys = Keys::edited(
-        TypedAhead(r),
-        max_line,
-        std::rc::Rc::new(std::cell::RefCell::new(tty)),
-        signal_keys,
-    );
-    keys.begin_session();
-    (keys, w)
-}
-
-/// At a terminal, a person leaves while the peer has the turn.
+/// A person leaves while the peer has the turn.
 fn leave_during_the_peers_turn(leave: &'static [u8]) -> Ending {
-    let (mut keys, mut kb) = terminal_keyboard(20);
-    type_in(&mut kb, "hello\r");
+    let (mut keyboard, mut kb) = person(20);
+    type_in(&mut kb, "hello\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("hello").await;
             // The peer never answers.
-            kb.write_all(leave).await.unwrap();
+            if leave.is_empty() {
+                drop(kb);
+            } else {
+                kb.write_all(leave).await.unwrap();
+            }
             p.expect_eof().await;
         });
     ending.unwrap()
 }
 
 #[test]
-fn exit_during_the_peers_turn_ends_the_session_at_a_terminal() {
-    assert_eq!(leave_during_the_peers_turn(b"EXIT\r"), Ending::Exit);
+fn exit_during_the_peers_turn_ends_the_session_for_a_person() {
+    assert_eq!(leave_during_the_peers_turn(b"EXIT\n"), Ending::Exit);
 }
 
 #[test]
-fn ctrl_d_during_the_peers_turn_ends_the_session_at_a_terminal() {
-    assert_eq!(leave_during_the_peers_turn(b"\x04"), Ending::KeyboardClosed);
+fn the_end_of_input_during_the_peers_turn_ends_the_session_for_a_person() {
+    assert_eq!(leave_during_the_peers_turn(b""), Ending::KeyboardClosed);
 }
 
 #[test]
 fn a_line_entered_during_the_peers_turn_waits_for_the_next_turn() {
-    let (mut keys, mut kb) = terminal_keyboard(20);
-    type_in(&mut kb, "q\r");
+    let (mut keyboard, mut kb) = person(20);
+    type_in(&mut kb, "q\n");
     let mut screen = Recorder::default();
     let ending =
-        chat(Role::Client, Settings::default(), &mut keys, &mut screen, |mut p| async move {
+        chat(Role::Client, Settings::default(), &mut keyboard, &mut screen, |mut p| async move {
             p.expect("q").await;
-            kb.write_all(b"early\r").await.unwrap();
+            kb.write_all(b"early\n").await.unwrap();
             p.say(b"a\n").await;
             p.expect("early").await;
-            kb.write_all(b"EXIT\r").await.unwrap();
+            kb.write_all(b"EXIT\n").await.unwrap();
             p.expect_eof().await;
         });
     assert_eq!(ending.unwrap(), Ending::Exit);
     assert_eq!(messages(&screen), ["a"]);
+    assert_eq!(keyboard.fates, [Fate::Sent, Fate::Sent]);
+}
+
+impl HangUp for TypedAhead {}
+
+/// A client's session in a private chat whose peer answers the first line
+/// and then reads nothing: the second line, sealed in a record, waits in
+/// the writer for a flush that cannot end. `leave` is typed once the
+/// answer is there. The ending, what was shown, and the bytes the peer
+/// holds unread.
+#[cfg(feature = "private")]
+fn a_peer_that_stops_reading(
+    settings: Settings,
+    leave: &'static [u8],
+) -> (Result<Ending, Failure>, Vec<String>, usize) {
+    use crate::private::record::{RecordWriter, Sealer};
+    let (mut keyboard, mut kb) = person(1000);
+    type_in(&mut kb, &format!("hello\n{}\n", "x".repeat(900)));
+    let (from_peer, mut peer_out) = piper::pipe(PIPE);
+    let (mut peer_in, to_peer) = piper::pipe(64);
+    let mut peer = Framer::new(boxed(TypedAhead(from_peer)), 20);
+    let mut to_peer = RecordWriter::new(to_peer, Sealer::new(&[7; 32]));
+    let mut screen = Recorder::default();
+    let mut session = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard: &mut keyboard };
+    let session = session.run(Role::Client, settings, &mut screen);
+    let script = async {
+        // The first record, then the answer; nothing is read after it. The
+        // session is polled first, so it takes the answer before the keyboard.
+        let mut first = [0u8; 4 + 1 + 6 + 16];
+        futures_lite::io::AsyncReadExt::read_exact(&mut peer_in, &mut first).await.unwrap();
+        peer_out.write_all(b"a\n").await.unwrap();
+        kb.write_all(leave).await.unwrap();
+        future::pending().await
+    };
+    let ending = smol::block_on(session.or(script).or(async {
+        smol::Timer::after(Duration::from_secs(20)).await;
+        panic!("the session never ended");
+    }));
+    let unread = peer_in.len();
+    (ending, messages(&screen).into_iter().map(String::from).collect(), unread)
 }
 
 #[test]
-fn the_peers_turn_reads_the_socket_blocking_only_without_a_person() {
-    // A keyboard at a terminal is watched in the peer's turn: the socket must
-    // not block the thread then.
-    struct Watch(std::rc::Rc<std::cell::Cell<Option<bool>>>, piper::Reader);
-    impl PeerSocket for Watch {
-        fn allow_blocking(&self, allow: bool) -> io::Result<()> {
-            // The first call is the peer's turn's.
-            if self.0.get().is_none() {
-                self.0.set(Some(allow));
-            }
-            Ok(())
-        }
-    }
-    impl AsyncRead for Watch {
-        fn poll_read(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-            buf: &mut [u8],
-        ) -> std::task::Poll<io::Result<usize>> {
-            std::pin::Pin::new(&mut self.1).poll_read(cx, buf)
-        }
-    }
-    for edited in [false, true] {
-        let (mut keys, _kb) = if edited { terminal_keyboard(20) } else { keyboard(20) };
-        let (from_peer, mut peer_out) = piper::pipe(PIPE);
-        let blocking = std::rc::Rc::new(std::cell::Cell::new(None));
-        let mut peer = Framer::new(Watch(blocking.clone(), from_peer), 20);
-        let mut sink = futures_lite::io::sink();
-        let mut screen = Recorder::default();
-        block_on(async {
-            peer_out.write_all(b"hi\n").await.unwrap();
-            drop(peer_out);
-            let mut session = Session { peer: &mut peer, to_peer: &mut sink, keys: &mut keys };
-            let _ = session.run(Role::Server, Settings::default(), &mut screen).await;
-        });
-        assert_eq!(messages(&screen), ["hi"]);
-        // Blocking was allowed in the peer's turn only without a person.
-        assert_eq!(blocking.get(), Some(!edited), "edited: {edited}");
-    }
+#[cfg(feature = "private")]
+fn a_private_chat_whose_peer_stops_reading_ends_after_the_send_bound() {
+    let settings = Settings { idle_timeout: Some(Duration::from_millis(100)) };
+    let (ending, shown, unread) = a_peer_that_stops_reading(settings, b"");
+    let Err(Failure::Peer(e)) = ending else { panic!("{ending:?}") };
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    assert_eq!(e.to_string(), "timed out, the peer read nothing for 0.1 s");
+    assert_eq!((shown.as_slice(), unread), (&["a".to_string()][..], 64));
+}
+
+#[test]
+#[cfg(feature = "private")]
+fn exit_works_while_a_line_waits_for_a_peer_that_does_not_read() {
+    // The send bound (30 s) is far off: only EXIT can end the session in time.
+    let (ending, shown, unread) = a_peer_that_stops_reading(Settings::default(), b"EXIT\n");
+    assert_eq!(ending.unwrap(), Ending::Exit);
+    // The answer was shown and the next line had begun to go out.
+    assert_eq!((shown.as_slice(), unread), (&["a".to_string()][..], 64));
 }

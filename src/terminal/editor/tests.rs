@@ -19,6 +19,8 @@ impl Screen {
         let editor = Editor::new(max_line, usize::from(width), SpecialChars::default());
         let mut screen =
             Screen { editor, term: vt100::Parser::new(10, width, 0), events: Vec::new() };
+        // Lines typed from now on are for this session's peer.
+        screen.editor.begin_session();
         screen.draw(|e, out| e.render(out));
         screen
     }
@@ -69,14 +71,9 @@ impl Screen {
         self.term.screen().cursor_position()
     }
 
-    fn lines(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Line { text, .. } => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
+    /// The lines entered and waiting for their turn, taken.
+    fn lines(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.editor.take_waiting()).collect()
     }
 }
 
@@ -88,7 +85,10 @@ fn typing_shows_the_prompt_and_text() {
     assert_eq!(s.rows(), ["you> hello"]);
     assert_eq!(s.cursor(), (0, 10));
     s.type_bytes(b"\r");
+    // It waits for its turn above the input line; sent, it leaves there.
+    assert_eq!(s.rows(), ["you> hello", "you>"]);
     assert_eq!(s.lines(), ["hello"]);
+    s.draw(|e, out| e.render(out));
     assert_eq!(s.rows(), ["you>"]);
 }
 
@@ -208,15 +208,13 @@ fn a_message_above_leaves_the_partial_line_intact() {
 #[test]
 fn waiting_lines_show_above_the_input_line() {
     let mut s = Screen::new(40);
-    s.type_bytes(b"first\r");
-    s.editor.push_waiting("first".into());
-    s.type_bytes(b"sec");
+    s.type_bytes(b"first\rsec");
     s.draw(|e, out| e.render(out));
     assert_eq!(s.rows(), ["you> first", "you> sec"]);
     s.above("peer> answer");
     assert_eq!(s.rows(), ["peer> answer", "you> first", "you> sec"]);
     // Sent: it leaves the waiting lines for the transcript.
-    let line = s.editor.pop_waiting().unwrap();
+    let line = s.editor.take_waiting().unwrap();
     s.above(&format!("you> {line}"));
     assert_eq!(s.rows(), ["peer> answer", "you> first", "you> sec"]);
     s.above("peer> next");
@@ -235,6 +233,7 @@ fn a_paste_of_several_lines_is_several_lines() {
 #[test]
 fn a_long_paste_is_drawn_once() {
     let mut editor = Editor::new(10_000, 80, SpecialChars::default());
+    editor.begin_session();
     let mut out = Vec::new();
     editor.render(&mut out);
     let mut events = Vec::new();
@@ -244,41 +243,66 @@ fn a_long_paste_is_drawn_once() {
     // The text and a newline per full row, nothing drawn twice.
     assert!(out.len() < 5100, "{} bytes drawn", out.len());
     editor.feed(b"\r", &mut events);
-    assert!(
-        matches!(&events[..], [Event::Line { text, too_long: false, .. }] if text.len() == 5000)
-    );
+    assert!(events.is_empty());
+    assert_eq!(editor.take_waiting().map(|line| line.len()), Some(5000));
 }
 
 #[test]
 fn lines_over_max_line_are_marked() {
     let mut s = Screen::with_max(40, 4);
     s.type_bytes(b"abcdef\r");
-    assert!(matches!(&s.events[..], [Event::Line { text, too_long: true, .. }] if text == "abcd"));
+    assert_eq!(s.events, [Event::Unsent("line longer than 4 bytes, not sent".into())]);
     s.type_bytes(b"abcd\r");
-    assert!(matches!(&s.events[1], Event::Line { too_long: false, .. }));
+    assert_eq!(s.events.len(), 1);
+    assert_eq!(s.lines(), ["abcd"]);
 }
 
 #[test]
 fn a_line_belongs_to_the_session_of_its_first_character() {
     let mut s = Screen::new(40);
+    let unsent = |s: &Screen| -> Vec<String> {
+        s.events
+            .iter()
+            .filter_map(|e| if let Event::Unsent(t) = e { Some(t.clone()) } else { None })
+            .collect()
+    };
+    // Begun for a peer who left: not for the next one.
     s.type_bytes(b"my PIN");
-    s.editor.set_session(Some(2));
-    s.type_bytes(b" is 4321\r");
-    s.type_bytes(b"hi\r");
-    let owners: Vec<_> = s
-        .events
-        .iter()
-        .map(|e| match e {
-            Event::Line { owner, .. } => *owner,
-            _ => panic!(),
-        })
-        .collect();
-    assert_eq!(owners, [None, Some(2)]);
+    assert!(s.editor.end_session().is_empty());
+    s.editor.begin_session();
+    s.type_bytes(b" is 4321\rhi\r");
+    assert_eq!(unsent(&s), ["not sent (the peer it was typed for left): my PIN is 4321"]);
+    assert_eq!(s.lines(), ["hi"]);
     // Erased to nothing and typed again: a new line.
     s.type_bytes(b"x");
-    s.editor.set_session(Some(3));
+    s.editor.end_session();
+    s.editor.begin_session();
     s.type_bytes(b"\x7fy\r");
-    assert!(matches!(&s.events[2], Event::Line { owner: Some(3), .. }));
+    assert_eq!(s.lines(), ["y"]);
+    // Nobody connected; begun before the peer connected; an empty Enter.
+    s.editor.end_session();
+    s.type_bytes(b"anyone?\r\rfor you");
+    s.editor.begin_session();
+    s.type_bytes(b"\r");
+    assert_eq!(
+        unsent(&s)[1..],
+        [
+            "not sent (nobody is connected): anyone?",
+            "not sent (begun before the peer connected): for you"
+        ]
+    );
+    // Waiting when the session ends: handed back, to be said not sent.
+    s.type_bytes(b"late\r");
+    assert_eq!(s.editor.end_session(), ["late"]);
+    assert_eq!(s.lines(), Vec::<String>::new());
+}
+
+#[test]
+fn exit_is_leaving_and_the_signal_keys_are_events() {
+    let mut s = Screen::new(40);
+    s.type_bytes(b"EXIT\r\x03\x1a");
+    assert_eq!(s.events, [Event::Exit, Event::Interrupt, Event::Suspend]);
+    assert_eq!(s.lines(), Vec::<String>::new());
 }
 
 #[test]
@@ -288,8 +312,8 @@ fn hidden_lines_are_never_drawn() {
     s.type_bytes(b"7-purple");
     assert_eq!(s.rows(), ["code:"]);
     s.type_bytes(b"-sausages\r");
-    assert_eq!(s.lines(), ["7-purple-sausages"]);
-    s.editor.set_hidden(None);
+    assert_eq!(s.events, [Event::Hidden("7-purple-sausages".into())]);
+    // Then normal lines again.
     s.draw(|e, out| e.render(out));
     assert_eq!(s.rows(), ["you>"]);
 }
