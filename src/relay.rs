@@ -28,9 +28,12 @@ pub mod rooms;
 pub mod strikes;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io::{self, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, FutureExt};
@@ -323,7 +326,6 @@ fn close(relay: &Relay, key: &Key, now: u32) {
 enum InRoom {
     Joined(Box<Joiner>),
     Ended,
-    Readable,
     Left,
     TooEarly,
 }
@@ -360,7 +362,7 @@ async fn wait_in_room(
             return;
         }
         Some(InRoom::Ended) => return,
-        Some(InRoom::Left | InRoom::Readable) => None,
+        Some(InRoom::Left) => None,
         Some(InRoom::TooEarly) => Some(Refusal::TooEarly),
         None => Some(Refusal::expired(relay.wait)),
     };
@@ -388,19 +390,17 @@ async fn waiting(
     loop {
         // The joiner first: a joiner that came as the owner left still
         // meets what is left of the owner's connection.
-        let joined = future::poll_fn(|cx| {
-            relay.rooms.borrow_mut().poll_joined(room, turn, cx).map(|event| match event {
-                Event::Joined(joiner) => InRoom::Joined(joiner),
-                Event::Ended => InRoom::Ended,
-            })
-        });
-        let readable = async {
-            let _ = stream.readable().await;
-            InRoom::Readable
-        };
-        match joined.or(readable).await {
-            InRoom::Readable => {}
-            other => return other,
+        let event = future::poll_fn(|cx| {
+            if let Poll::Ready(event) = relay.rooms.borrow_mut().poll_joined(room, turn, cx) {
+                return Poll::Ready(Some(event));
+            }
+            stream.poll_readable(cx).map(|_| None)
+        })
+        .await;
+        match event {
+            Some(Event::Joined(joiner)) => return InRoom::Joined(joiner),
+            Some(Event::Ended) => return InRoom::Ended,
+            None => {}
         }
         let room_left = MAX_LINE.saturating_sub(early.len());
         let got = with_scratch(|buf| {
@@ -431,35 +431,58 @@ async fn hold(relay: &Relay, room: Room, turn: u32, until: Instant) {
 /// A pair's life, from its first line to its last, for the operator; then
 /// its room is held for its server, if it has a key. Ends at once when its
 /// server opens the room again or closes it (the joiner failed the
-/// handshake): both connections are closed.
-async fn chat(relay: Rc<Relay>, mut pair: Pair, early: [u64; 2], room: Room, turn: u32) {
-    status(&format!("pair formed ({})", relay.load()));
-    let started = Instant::now();
-    let taken_back = future::or(
-        async {
-            (&mut pair).await;
-            false
-        },
-        async {
-            relay.turn_ended(room, turn).await;
-            true
-        },
-    )
-    .await;
-    let copied = pair.copied();
-    drop(pair);
-    let held = !taken_back && relay.rooms.borrow_mut().pair_ended(room, turn, relay.now());
-    let until = Instant::now() + relay.hold;
-    status(&format!(
-        "pair ended after {} s, {} and {} bytes ({})",
-        started.elapsed().as_secs(),
-        copied[0] + early[0],
-        copied[1] + early[1],
-        relay.load()
-    ));
-    if held {
-        hold(&relay, room, turn, until).await;
+/// handshake): both connections are closed. The copy and the room are
+/// watched by one small future, so that an idle pair's task holds little
+/// more than the pair: written as a block that uses the pair where it was
+/// moved in (an `async fn` would move its argument once more, into a
+/// second place in the task).
+#[allow(clippy::manual_async_fn)] // on purpose: see above
+fn chat(
+    relay: Rc<Relay>,
+    mut pair: Pair,
+    early: [u64; 2],
+    room: Room,
+    turn: u32,
+) -> impl Future<Output = ()> {
+    async move {
+        status(&format!("pair formed ({})", relay.load()));
+        let started = Instant::now();
+        // The room is looked up only when some room's turn has ended since
+        // the last look (its waker stays registered meanwhile): a busy
+        // pair's wakes cost no lookup.
+        let mut looked = None;
+        let taken_back = future::poll_fn(|cx| {
+            if Pin::new(&mut pair).poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            let mut rooms = relay.rooms.borrow_mut();
+            if looked == Some(rooms.turns_ended()) {
+                return Poll::Pending;
+            }
+            looked = Some(rooms.turns_ended());
+            rooms.poll_ended(room, turn, cx).map(|()| true)
+        })
+        .await;
+        let copied = pair.copied();
+        drop(pair);
+        let held = !taken_back && relay.rooms.borrow_mut().pair_ended(room, turn, relay.now());
+        status(&format!(
+            "pair ended after {} s, {} and {} bytes ({})",
+            started.elapsed().as_secs(),
+            copied[0] + early[0],
+            copied[1] + early[1],
+            relay.load()
+        ));
+        if held {
+            let until = Instant::now() + relay.hold;
+            relay.executor.spawn(hold_task(relay.clone(), room, turn, until)).detach();
+        }
     }
+}
+
+/// [`hold`] in a task of its own.
+async fn hold_task(relay: Rc<Relay>, room: Room, turn: u32, until: Instant) {
+    hold(&relay, room, turn, until).await
 }
 
 /// What a side is sent once paired: `paired`, `seen ADDR:PORT` if it asked,

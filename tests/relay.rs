@@ -723,6 +723,25 @@ fn hello_is_answered_relay_and_costs_nothing() {
 }
 
 #[test]
+fn the_check_from_outside_in_the_docs_answers_a_room_number() {
+    // docs/relay.md: `printf 'smolchat-relay/1 open\n' | nc HOST PORT`.
+    if !crate::util::have("nc") {
+        return;
+    }
+    let (_relay, port) = relay(&[]);
+    let mut nc = std::process::Command::new("nc");
+    nc.args(["127.0.0.1", &port.to_string()]);
+    let mut nc = Proc::spawn(nc);
+    nc.send(b"smolchat-relay/1 open\n");
+    let said = nc.stdout_line();
+    let room: u32 = said
+        .strip_prefix("room ")
+        .and_then(|n| n.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("{said:?}"));
+    assert!((1..=9_999_999).contains(&room));
+}
+
+#[test]
 fn a_keyed_room_is_opened_again_under_its_number_from_a_new_connection() {
     let (_relay, port) = relay(&[]);
     let (mut old, room) = open_keyed(port, HOME, &key(1));
@@ -1535,10 +1554,13 @@ fn remove_stale_namespaces() {
     }
 }
 
-#[test]
-fn a_sweep_from_one_ipv6_64_is_one_address_and_a_real_pair_still_meets() {
+/// A relay in a network namespace of the test's own, swept by four
+/// threads whose every connection comes from `address(random)`, while a
+/// real pair meets from 2001:db8:8::1 (another site): the sweep's tally.
+fn ipv6_sweep(address: fn(u64) -> Ipv6Addr) -> Option<Tally> {
     crate::util::native_only("network namespaces are Linux's");
-    let Some(ns) = Netns::new(&["2001:db8:7::/64", "2001:db8:8::/64"]) else { return };
+    let nets = ["2001:db8:7::/64", "2001:db8:8::/64", "2001:db8:9::/48"];
+    let ns = Netns::new(&nets)?;
     let mut cmd = ns.smolchat();
     cmd.args(["relay", "--bind", "::", "0"]);
     let mut relay = Proc::spawn(cmd);
@@ -1546,8 +1568,6 @@ fn a_sweep_from_one_ipv6_64_is_one_address_and_a_real_pair_still_meets() {
     let port = listening.trim_end().rsplit(':').next().unwrap().parse().unwrap();
     let to = SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 7, 0, 0, 0, 0, 1), port));
     let home = IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 8, 0, 0, 0, 0, 1));
-    // Four sweepers in the /64, every connection from an address of its
-    // own in it.
     let attack = |stop: &AtomicBool, tries: &AtomicUsize| {
         thread::scope(|scope| {
             let sweepers: Vec<_> = (1..=4u64)
@@ -1558,9 +1578,7 @@ fn a_sweep_from_one_ipv6_64_is_one_address_and_a_real_pair_still_meets() {
                             seed ^= seed << 13;
                             seed ^= seed >> 7;
                             seed ^= seed << 17;
-                            IpAddr::from(Ipv6Addr::from(
-                                (0x2001_0db8_0007_0000u128 << 64) | u128::from(seed),
-                            ))
+                            IpAddr::from(address(seed))
                         };
                         sweep(to, from, random_numbers(i), stop, tries)
                     })
@@ -1575,6 +1593,27 @@ fn a_sweep_from_one_ipv6_64_is_one_address_and_a_real_pair_still_meets() {
     };
     let (tally, _) = ns.on(|| meet_during(to, home, 400, &attack));
     assert!(tally.paired.is_empty() && tally.other.is_empty(), "{tally:?}");
-    assert!(tally.no_room <= ALLOWED, "the /64 tried {} numbers: {tally:?}", tally.no_room);
     drop(relay);
+    Some(tally)
+}
+
+#[test]
+fn a_sweep_from_one_ipv6_64_is_one_address_and_a_real_pair_still_meets() {
+    // Every connection from an address of its own in 2001:db8:7::/64.
+    let in_64 =
+        |random: u64| Ipv6Addr::from((0x2001_0db8_0007_0000u128 << 64) | u128::from(random));
+    let Some(tally) = ipv6_sweep(in_64) else { return };
+    assert!(tally.no_room <= ALLOWED, "the /64 tried {} numbers: {tally:?}", tally.no_room);
+}
+
+#[test]
+fn a_sweep_from_all_over_one_ipv6_48_counts_as_four_addresses() {
+    // Every connection from a /64 of its own in 2001:db8:9::/48.
+    let in_48 = |random: u64| {
+        Ipv6Addr::from(
+            (0x2001_0db8_0009u128 << 80) | u128::from(random >> 48) << 64 | u128::from(random),
+        )
+    };
+    let Some(tally) = ipv6_sweep(in_48) else { return };
+    assert!(tally.no_room <= 4 * ALLOWED, "the /48 tried {} numbers: {tally:?}", tally.no_room);
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Resource, Rlimit};
 
+#[path = "attack.rs"]
+mod attack;
 #[path = "private.rs"]
 mod private;
 
@@ -258,6 +260,11 @@ pub fn main() -> ExitCode {
         }
     }
 
+    let meets = if bench { number("BENCH_RELAY_MEETS", 30) } else { 3 };
+    if meets > 0 {
+        ok &= attack::main(meets);
+    }
+
     let (private_runs, round_trips) =
         if bench { (runs, number("BENCH_PRIVATE_ROUND_TRIPS", 5_000)) } else { (1, 50) };
     if cfg!(feature = "private") {
@@ -363,7 +370,7 @@ impl Relay {
 fn start(kind: Kind, load: Load) -> Result<Relay, String> {
     match kind {
         Kind::Smolchat => {
-            let (child, port) = start_smolchat_relay(smolchat(), load.pairs)?;
+            let (child, port) = start_smolchat_relay(smolchat(), load.pairs, "127.0.0.1")?;
             Ok(Relay { child, port })
         }
         Kind::Transit => {
@@ -399,11 +406,15 @@ fn start(kind: Kind, load: Load) -> Result<Relay, String> {
 
 /// Starts `relay` (smolchat, or taskset starting it) as `smolchat relay` on a free loopback port for `pairs` pairs: the
 /// relay and its port.
-fn start_smolchat_relay(mut relay: Command, pairs: usize) -> Result<(Reaped, u16), String> {
+fn start_smolchat_relay(
+    mut relay: Command,
+    pairs: usize,
+    bind: &str,
+) -> Result<(Reaped, u16), String> {
     let max_chats = (pairs + 16).max(10_000).to_string();
     let mut child = Reaped(
         relay
-            .args(["relay", "--bind", "127.0.0.1", "--max-chats", &max_chats, "0"])
+            .args(["relay", "--bind", bind, "--max-chats", &max_chats, "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -121,7 +121,7 @@ fn run(
 ) -> Result<Option<f64>, String> {
     let mut relay = None;
     let server_args: Vec<String> = if relayed {
-        let (child, port) = super::start_smolchat_relay(program(pin), 16)?;
+        let (child, port) = super::start_smolchat_relay(program(pin), 16, "127.0.0.1")?;
         relay = Some(child);
         // With --relay-only through the relay all the way: no direct
         // connection is tried.

@@ -1,7 +1,10 @@
 //! What the relay counts as one address: an IPv4 address, or an IPv6 /64
 //! (one home's, or one machine's, whole network: whoever holds one IPv6
 //! address usually holds the 2^64 around it). An IPv4 peer of a dual-stack
-//! listener (`::ffff:a.b.c.d`) is its IPv4 address.
+//! listener (`::ffff:a.b.c.d`) is its IPv4 address. A /64 is also counted
+//! in its /48, its site: whoever holds one /64 can usually take the other
+//! 65,535 of their /48 (a tunnel broker hands out a /48 for free), so the
+//! relay limits a site as a whole too, more loosely.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,8 +13,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// is multicast in IPv6, so no TCP peer's /64 ever begins with them.
 const IPV4: u64 = 0xff00_0000_0000_0000;
 
+/// The top bits of an IPv6 site (/48) as an [`Addr`], in ff00::/8 too.
+const SITE: u64 = 0xff01_0000_0000_0000;
+
+/// The bits that tell IPv4 and sites from /64s (and from each other).
+const KIND: u64 = 0xffff_0000_0000_0000;
+
 /// One address in the relay's limits and strikes, packed in 8 bytes: the
-/// IPv6 /64's prefix, or an IPv4 address under [`IPV4`].
+/// IPv6 /64's prefix, an IPv4 address under [`IPV4`], or a site's /48
+/// under [`SITE`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Addr(u64);
 
@@ -23,15 +33,21 @@ impl Addr {
             IpAddr::V6(v6) => Addr((u128::from(v6) >> 64) as u64),
         }
     }
+
+    /// The IPv6 site (/48) this /64 is in; none for IPv4: its addresses are
+    /// scarce, and many people share one behind their provider's NAT.
+    pub fn site(self) -> Option<Addr> {
+        (self.0 >> 56 != 0xff).then_some(Addr(SITE | self.0 >> 16))
+    }
 }
 
 impl fmt::Display for Addr {
-    /// `192.0.2.7`, or `2001:db8:7:0::/64`.
+    /// `192.0.2.7`, `2001:db8:7::/64`, or `2001:db8:7::/48`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 >> 56 == IPV4 >> 56 {
-            Ipv4Addr::from(self.0 as u32).fmt(f)
-        } else {
-            write!(f, "{}/64", Ipv6Addr::from(u128::from(self.0) << 64))
+        match self.0 & KIND {
+            IPV4 => Ipv4Addr::from(self.0 as u32).fmt(f),
+            SITE => write!(f, "{}/48", Ipv6Addr::from(u128::from(self.0 & !KIND) << 80)),
+            _ => write!(f, "{}/64", Ipv6Addr::from(u128::from(self.0) << 64)),
         }
     }
 }
@@ -68,5 +84,17 @@ mod tests {
         // IPv4 is packed where only multicast /64s would be, which no TCP
         // peer can have.
         assert_eq!(of("ff00::"), of("0.0.0.0"));
+        assert_eq!(of("192.0.2.7").site(), None);
+    }
+
+    #[test]
+    fn the_64s_of_one_48_are_one_site() {
+        let site = of("2001:db8:7::1").site().unwrap();
+        assert_eq!(of("2001:db8:7:ffff::1").site(), Some(site));
+        assert_ne!(of("2001:db8:8::1").site(), Some(site));
+        assert_eq!(site.to_string(), "2001:db8:7::/48");
+        // A site is neither a /64 nor an IPv4 address.
+        assert_ne!(site, of("2001:db8:7::1"));
+        assert!(["0.0.0.0", "255.255.255.255", "::1", "2001:db8::"].iter().all(|a| of(a) != site));
     }
 }

@@ -7,8 +7,8 @@
 //!
 //! Also the ends each address holds: a room's server (waiting or held) and
 //! a pair's joiner are one end each, at most [`ENDS_PER_ADDRESS`] for one
-//! address, so that one address cannot fill the relay, not even with pairs
-//! of its own. Pure bookkeeping: the tasks that hold the rooms' connections
+//! address and [`ENDS_PER_SITE`] for one IPv6 site (/48), so that one
+//! address cannot fill the relay, not even with pairs of its own. Pure bookkeeping: the tasks that hold the rooms' connections
 //! ask here what became of their room, by its number and their turn in it.
 
 use std::collections::HashMap;
@@ -21,6 +21,9 @@ use crate::wire::relay::{Key, Refusal, Room};
 
 /// The most ends (rooms and pairs' joiners) one address may hold.
 pub const ENDS_PER_ADDRESS: u32 = 16;
+
+/// The most ends one IPv6 site (/48) may hold: four addresses' worth.
+pub const ENDS_PER_SITE: u32 = 4 * ENDS_PER_ADDRESS;
 
 /// How many random numbers are tried before the free ones are searched for
 /// in order (only when nearly every number is taken, as in a test's few).
@@ -103,6 +106,9 @@ pub struct Rooms<T> {
     numbers: Numbers,
     /// Rooms waiting, paired, held.
     counts: [usize; 3],
+    /// How many turns have ended: a task need not look its room up again
+    /// while this stays the same.
+    turns_ended: u64,
 }
 
 impl<T> Rooms<T> {
@@ -115,6 +121,7 @@ impl<T> Rooms<T> {
             aside: Aside::default(),
             numbers,
             counts: [0; 3],
+            turns_ended: 0,
         }
     }
 
@@ -134,7 +141,7 @@ impl<T> Rooms<T> {
         if self.live.len() >= capacity {
             return Err(Refusal::Full);
         }
-        if self.ends_of(owner) >= ENDS_PER_ADDRESS {
+        if full(&self.ends, owner) {
             return Err(Refusal::TooManyRooms);
         }
         let room = self.free_number(now).ok_or(Refusal::Full)?;
@@ -162,10 +169,12 @@ impl<T> Rooms<T> {
     fn open_again(&mut self, room: Room, owner: Addr) -> Result<Opened, Refusal> {
         let live = self.live.get_mut(&room).expect("a key names a live room");
         if live.owner != owner {
-            if self.ends.get(&owner).copied().unwrap_or(0) >= ENDS_PER_ADDRESS {
+            // The end moves: the new address must have room for it.
+            drop_end(&mut self.ends, live.owner);
+            if full(&self.ends, owner) {
+                add_end(&mut self.ends, live.owner);
                 return Err(Refusal::TooManyRooms);
             }
-            drop_end(&mut self.ends, live.owner);
             add_end(&mut self.ends, owner);
             live.owner = owner;
         }
@@ -179,6 +188,7 @@ impl<T> Rooms<T> {
         live.state = State::Waiting;
         live.arrived = None;
         live.turn = live.turn.wrapping_add(1);
+        self.turns_ended += 1;
         if let Some(waker) = live.waker.take() {
             waker.wake();
         }
@@ -213,7 +223,7 @@ impl<T> Rooms<T> {
         if live.state != State::Waiting {
             return Err(refused(Refusal::RoomBusy(room), value, false));
         }
-        if self.ends.get(&joiner).copied().unwrap_or(0) >= ENDS_PER_ADDRESS {
+        if full(&self.ends, joiner) {
             return Err(refused(Refusal::TooManyRooms, value, false));
         }
         add_end(&mut self.ends, joiner);
@@ -321,10 +331,18 @@ impl<T> Rooms<T> {
             self.keys.remove(&key);
         }
         self.counts[live.state as usize] -= 1;
+        self.turns_ended += 1;
         if let Some(waker) = live.waker.take() {
             waker.wake();
         }
         self.aside.keep(room, now);
+    }
+
+    /// How many turns in rooms have ended so far (a room opened again, or
+    /// gone): while it stays the same, [`Rooms::poll_ended`] would say the
+    /// same as before, and need not be asked.
+    pub fn turns_ended(&self) -> u64 {
+        self.turns_ended
     }
 
     /// Where room `room` is in its life, if it is not gone.
@@ -360,15 +378,27 @@ fn register(slot: &mut Option<Waker>, cx: &Context<'_>) {
     }
 }
 
-fn add_end(ends: &mut HashMap<Addr, u32>, addr: Addr) {
-    *ends.entry(addr).or_insert(0) += 1;
+/// Whether `addr`, or its site, holds all the ends it may.
+fn full(ends: &HashMap<Addr, u32>, addr: Addr) -> bool {
+    let count = |key| ends.get(&key).copied().unwrap_or(0);
+    count(addr) >= ENDS_PER_ADDRESS || addr.site().is_some_and(|s| count(s) >= ENDS_PER_SITE)
 }
 
+/// One more end for `addr` and its site.
+fn add_end(ends: &mut HashMap<Addr, u32>, addr: Addr) {
+    for key in std::iter::once(addr).chain(addr.site()) {
+        *ends.entry(key).or_insert(0) += 1;
+    }
+}
+
+/// One end fewer for `addr` and its site.
 fn drop_end(ends: &mut HashMap<Addr, u32>, addr: Addr) {
-    if let Some(count) = ends.get_mut(&addr) {
-        *count -= 1;
-        if *count == 0 {
-            ends.remove(&addr);
+    for key in std::iter::once(addr).chain(addr.site()) {
+        if let Some(count) = ends.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                ends.remove(&key);
+            }
         }
     }
 }
@@ -537,6 +567,25 @@ mod tests {
         // From another address it moves the end there.
         rooms.open(ip(4), Some(KEY), BIG, 0).unwrap();
         assert_eq!((rooms.ends_of(ip(3)), rooms.ends_of(ip(4))), (0, 1));
+    }
+
+    #[test]
+    fn one_ipv6_site_holds_at_most_sixty_four_ends() {
+        let mut rooms = rooms();
+        let v6 = |n: u32| Addr::of(format!("2001:db8:7:{n:x}::1").parse().unwrap());
+        // Sixteen /64s of one /48, four rooms each: 64 ends.
+        for n in 0..64 {
+            rooms.open(v6(n / 4), None, BIG, 0).unwrap();
+        }
+        assert_eq!(rooms.open(v6(100), None, BIG, 0), Err(Refusal::TooManyRooms));
+        let elsewhere = Addr::of("2001:db8:8::1".parse().unwrap());
+        let room = rooms.open(elsewhere, None, BIG, 0).unwrap().room;
+        let refused = rooms.join(room, v6(101), 'x', 0).unwrap_err();
+        assert_eq!(refused.refusal, Refusal::TooManyRooms);
+        // A room of the site gone: one more end for it.
+        let (&first, _) = rooms.live.iter().find(|(_, l)| l.owner == v6(0)).unwrap();
+        assert!(!rooms.left(first, 0, 0));
+        rooms.join(room, v6(101), 'y', 0).unwrap();
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub const MOST: u32 = 20;
 /// How often one strike is forgiven, in seconds.
 pub const FORGIVEN_EVERY: u32 = 60;
 
+/// How many addresses' worth of strikes an IPv6 site (/48) may hold, and
+/// have forgiven a minute.
+pub const SITE_SHARE: u32 = 4;
+
+/// The debt, in seconds, at which an address is refused: [`ALLOWED`]
+/// strikes of a minute each (for a site, [`SITE_SHARE`] times as many of a
+/// [`SITE_SHARE`]th of a minute).
+const LIMIT: u32 = ALLOWED * FORGIVEN_EVERY;
+
 /// The most addresses the table tracks: 32,768 × 12 bytes a slot, about
 /// 0.75 MiB with the map's spare room, when full.
 pub const TRACKED: usize = 32_768;
@@ -37,26 +46,36 @@ pub struct Strikes {
 }
 
 impl Strikes {
-    /// Whether `addr` holds too many strikes at second `now` to be served;
-    /// if so, the refusal is one more strike (up to [`MOST`]).
+    /// Whether `addr`, or its site, holds too many strikes at second `now`
+    /// to be served; if so, the refusal is one more strike for whichever
+    /// does (up to [`MOST`]).
     pub fn refuse(&mut self, addr: Addr, now: u32) -> bool {
-        if self.strikes(addr, now) < ALLOWED {
-            return false;
+        let mut refused = false;
+        for (key, weight) in keys(addr) {
+            if self.owed(key, now) + weight > LIMIT {
+                self.add(key, now, weight);
+                refused = true;
+            }
         }
-        self.add(addr, now);
-        true
+        refused
     }
 
-    /// One strike against `addr`, at second `now`.
+    /// One strike against `addr` (and its site), at second `now`.
     pub fn strike(&mut self, addr: Addr, now: u32) {
-        self.add(addr, now);
+        for (key, weight) in keys(addr) {
+            self.add(key, now, weight);
+        }
     }
 
-    /// How many strikes `addr` holds at second `now` (a strike partly
-    /// forgiven still counts).
+    /// How many strikes `addr` itself holds at second `now` (a strike
+    /// partly forgiven still counts).
     pub fn strikes(&self, addr: Addr, now: u32) -> u32 {
-        let owed = self.paid_at.get(&addr).map_or(0, |&paid| paid.saturating_sub(now));
-        owed.div_ceil(FORGIVEN_EVERY)
+        self.owed(addr, now).div_ceil(FORGIVEN_EVERY)
+    }
+
+    /// The seconds until every strike of `key` is forgiven.
+    fn owed(&self, key: Addr, now: u32) -> u32 {
+        self.paid_at.get(&key).map_or(0, |&paid| paid.saturating_sub(now))
     }
 
     /// How many addresses are tracked.
@@ -69,28 +88,41 @@ impl Strikes {
         self.paid_at.is_empty()
     }
 
-    fn add(&mut self, addr: Addr, now: u32) {
-        if self.paid_at.len() >= TRACKED && !self.paid_at.contains_key(&addr) {
+    fn add(&mut self, key: Addr, now: u32, weight: u32) {
+        if self.paid_at.len() >= TRACKED && !self.paid_at.contains_key(&key) {
             self.forget(now);
         }
         let most = now + MOST * FORGIVEN_EVERY;
-        let paid = self.paid_at.entry(addr).or_insert(now);
-        *paid = ((*paid).max(now) + FORGIVEN_EVERY).min(most);
+        let paid = self.paid_at.entry(key).or_insert(now);
+        *paid = ((*paid).max(now) + weight).min(most);
     }
 
     /// Makes room: forgets the addresses whose strikes are all forgiven,
-    /// then, if the table is still nearly full, the half with the fewest.
-    /// Each time frees an eighth of the table or more, so its cost is spread
-    /// over as many strikes.
+    /// then, until a quarter of the table is free, those with no more
+    /// strikes than the average, then any. So each time frees a quarter of
+    /// the table or more, and its cost is spread over as many strikes.
     fn forget(&mut self, now: u32) {
         self.paid_at.retain(|_, &mut paid| paid > now);
-        if self.paid_at.len() >= TRACKED - TRACKED / 8 {
-            let mut all: Vec<u32> = self.paid_at.values().copied().collect();
-            let middle = all.len() / 2;
-            let median = *all.select_nth_unstable(middle).1;
-            self.paid_at.retain(|_, &mut paid| paid > median);
+        let Some(mut over) = self.paid_at.len().checked_sub(TRACKED - TRACKED / 4) else {
+            return;
+        };
+        let sum: u64 = self.paid_at.values().map(|&paid| u64::from(paid)).sum();
+        let average = sum / self.paid_at.len() as u64;
+        for fewest in [true, false] {
+            self.paid_at.retain(|_, &mut paid| {
+                let goes = over > 0 && (!fewest || u64::from(paid) <= average);
+                over -= usize::from(goes);
+                !goes
+            });
         }
     }
+}
+
+/// What a strike against `addr` counts against: the address, a minute's
+/// worth, and its site if it has one, a [`SITE_SHARE`]th of that.
+fn keys(addr: Addr) -> impl Iterator<Item = (Addr, u32)> {
+    let site = addr.site().map(|site| (site, FORGIVEN_EVERY / SITE_SHARE));
+    std::iter::once((addr, FORGIVEN_EVERY)).chain(site)
 }
 
 #[cfg(test)]
@@ -99,6 +131,29 @@ mod tests {
 
     fn addr(n: u32) -> Addr {
         Addr::of(std::net::Ipv4Addr::from(0xc000_0200u32.wrapping_add(n)).into())
+    }
+
+    fn v6(text: &str) -> Addr {
+        Addr::of(text.parse().unwrap())
+    }
+
+    #[test]
+    fn a_site_holds_four_addresses_worth_of_strikes() {
+        let mut strikes = Strikes::default();
+        // Thirty-two strikes from thirty-two /64s of one /48.
+        for n in 0..32 {
+            let me = v6(&format!("2001:db8:7:{n:x}::1"));
+            assert!(!strikes.refuse(me, 0), "strike {n}");
+            strikes.strike(me, 0);
+        }
+        // Then any /64 of it is refused, none of another site.
+        assert!(strikes.refuse(v6("2001:db8:7:ff::1"), 0));
+        assert!(!strikes.refuse(v6("2001:db8:8::1"), 0));
+        // That refusal kept it fresh; four are forgiven a minute.
+        assert!(strikes.refuse(v6("2001:db8:7:fe::1"), 29));
+        assert!(!strikes.refuse(v6("2001:db8:7:fe::1"), 45));
+        // IPv4 has no site.
+        assert!(!strikes.refuse(addr(1), 0));
     }
 
     #[test]
