@@ -26,6 +26,7 @@ pub mod numbers;
 pub mod pair;
 pub mod rooms;
 pub mod strikes;
+mod tasks;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -37,7 +38,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, FutureExt};
-use smol::{Async, LocalExecutor, Timer};
+use smol::{Async, Timer};
 
 use crate::wire::error::{describe, Error};
 use crate::wire::relay::{
@@ -102,7 +103,6 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         return Err(Error { what: "cannot start the relay".into(), error });
     }
     let relay = Rc::new(Relay {
-        executor: LocalExecutor::new(),
         rooms: RefCell::new(Rooms::new(Numbers::new())),
         strikes: RefCell::new(Strikes::default()),
         started: Instant::now(),
@@ -126,18 +126,15 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         // Accepting is a task like the others, woken only when someone
         // connects: as the executor's main future it would be polled, and
         // try an accept, at every wake of any pair.
-        relay.executor.spawn(accept(listener, relay.clone())).detach();
-        relay.executor.spawn(sum_up_refusals(relay.clone())).detach();
-        relay.executor.run(future::pending::<()>()).await;
+        tasks::spawn(accept(listener, relay.clone()));
+        tasks::spawn(sum_up_refusals(relay.clone()));
+        tasks::run().await;
         Ok(())
     })
 }
 
 /// What all the relay's tasks share, on the one thread.
 struct Relay {
-    /// Runs every task; the tasks hold the relay, so neither is ever
-    /// dropped before the process ends.
-    executor: LocalExecutor<'static>,
     /// Every room that is not gone, and what each address holds; a joiner
     /// is left in its room for the task of the one waiting there.
     rooms: RefCell<Rooms<Box<Joiner>>>,
@@ -199,7 +196,7 @@ async fn accept(listener: Async<TcpListener>, relay: Rc<Relay>) {
                 if stream.get_ref().set_nodelay(true).is_ok()
                     && net::keepalive(stream.get_ref()).is_ok()
                 {
-                    relay.executor.spawn(connection(relay.clone(), stream, peer)).detach();
+                    tasks::spawn(connection(relay.clone(), stream, peer));
                 }
                 // Let the new task take its place in the lobby (turning out
                 // the oldest if need be) before the next accept: a burst
@@ -358,7 +355,7 @@ async fn wait_in_room(
             let to_joiner = first_bytes(joiner.peer, joiner.direct, &early);
             let early = [early.len() as u64, joiner.early.len() as u64];
             let pair = Pair::new(stream, joiner.stream, to_owner, to_joiner, relay.wait);
-            relay.executor.spawn(chat(relay.clone(), pair, early, room, turn)).detach();
+            tasks::spawn(chat(relay.clone(), pair, early, room, turn));
             return;
         }
         Some(InRoom::Ended) => return,
@@ -475,14 +472,10 @@ fn chat(
         ));
         if held {
             let until = Instant::now() + relay.hold;
-            relay.executor.spawn(hold_task(relay.clone(), room, turn, until)).detach();
+            let relay = relay.clone();
+            tasks::spawn(async move { hold(&relay, room, turn, until).await });
         }
     }
-}
-
-/// [`hold`] in a task of its own.
-async fn hold_task(relay: Rc<Relay>, room: Room, turn: u32, until: Instant) {
-    hold(&relay, room, turn, until).await
 }
 
 /// What a side is sent once paired: `paired`, `seen ADDR:PORT` if it asked,
