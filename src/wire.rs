@@ -39,6 +39,33 @@ pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> 
     .await
 }
 
+/// Bytes as lowercase hex digits, as the handshake's lines and the relay's
+/// keys carry them.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Lowercase hex digits back to bytes; `None` for anything else, an odd
+/// count of digits, or none at all.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let text = text.as_bytes();
+    if text.is_empty() || text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
+}
+
 /// A peer's stream that can tell, without waiting and without reading
 /// anything away, that the peer has gone: closed (also behind data not yet
 /// read, where the platform shows it) or reset. A stream that cannot tell

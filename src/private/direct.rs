@@ -251,7 +251,7 @@ where
     let mut mine = [0u8; NONCE];
     getrandom::getrandom(&mut mine).map_err(|e| io::Error::other(e.to_string()))?;
     let said = match offer {
-        Some(offer) => format!("offer {} {:032x}", offer.seen, u128::from_be_bytes(mine)),
+        Some(offer) => format!("offer {} {}", offer.seen, wire::hex(&mine)),
         None => "offer".to_string(),
     };
     send(writer, seal, &said).await?;

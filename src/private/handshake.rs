@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 
 use super::record::{Opener, Sealer};
 use crate::wire::framer::{Frame, Framer};
-use crate::wire::within;
+use crate::wire::{hex, unhex, within};
 
 /// The protocol and its version, the first word of every handshake line.
 pub const VERSION: &str = "smolchat-private/2";
@@ -420,29 +420,6 @@ pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let text = text.as_bytes();
-    if text.is_empty() || text.len() % 2 != 0 {
-        return None;
-    }
-    text.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
-}
-
 /// Writes `line` by `deadline`; late is `Late(awaited)`, for the step the
 /// send belongs to.
 async fn send<W: AsyncWrite + Unpin>(
@@ -478,15 +455,6 @@ async fn read_line<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_round_trips_and_refuses_junk() {
-        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
-        assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
-        for bad in ["", "0", "0g", "AB", "0 "] {
-            assert_eq!(unhex(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn same_compares_whole_values() {
