@@ -10,7 +10,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::allow::{Admission, Net};
-use crate::relay::RelayConfig;
+use crate::relay::{RelayConfig, DEFAULT_MAX_CHATS};
 use crate::roles::{ClientConfig, ServerConfig};
 use crate::wire::net::{unbracket, DEFAULT_CONNECT_TIMEOUT};
 use crate::wire::relay::Address;
@@ -20,9 +20,6 @@ pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 /// The largest `--max-line` taken; more is surely a typing mistake.
 pub const MAX_MAX_LINE: usize = 1 << 30;
-
-/// How many rooms and pairs a relay holds at most by default.
-pub const DEFAULT_MAX_CHATS: usize = 10_000;
 
 /// The largest `--max-chats` taken: each chat needs two open files.
 pub const MAX_MAX_CHATS: usize = 1_000_000;

@@ -53,8 +53,7 @@ use rooms::{Event, Rooms, State};
 use strikes::Strikes;
 
 /// The `--max-chats` a relay gets when none is given: a ceiling, not a
-/// request (it says nothing when its open-file limit holds fewer). The same
-/// as the command line's default, which a test checks.
+/// request (it says nothing when its open-file limit holds fewer).
 pub const DEFAULT_MAX_CHATS: usize = 10_000;
 
 /// How long a keyed room is held after its server's connection went (the
@@ -563,12 +562,4 @@ fn status(text: &str) {
     let line = format!("smolchat: {text}\n");
     // Nowhere is left to report a failing stderr.
     let _ = io::stderr().write_all(line.as_bytes());
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_default_max_chats_is_the_command_lines() {
-        assert_eq!(super::DEFAULT_MAX_CHATS, crate::cli::DEFAULT_MAX_CHATS);
-    }
 }

@@ -13,11 +13,13 @@ pub mod net;
 pub mod relay;
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+use futures_lite::io::{AsyncWrite, AsyncWriteExt};
 
 /// `work`, unless `deadline` passes first: then `None`, and `work` is
 /// dropped. Every bounded wait in smolchat goes through here, so an
@@ -37,6 +39,13 @@ pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> 
         Pin::new(timer).poll(cx).map(|_| None)
     })
     .await
+}
+
+/// Writes `bytes` whole, then flushes: a record writer sends what it sealed
+/// only by the flush. Bound it with [`within`] where the peer may stall.
+pub async fn send<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }
 
 /// Bytes as lowercase hex digits, as the handshake's lines and the relay's

@@ -32,7 +32,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use spake2::{Ed25519Group, Identity, Password, Spake2};
@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 
 use super::record::{Opener, Sealer};
 use crate::wire::framer::{Frame, Framer};
-use crate::wire::{hex, unhex, within};
+use crate::wire::{self, hex, unhex, within};
 
 /// The protocol and its version, the first word of every handshake line.
 pub const VERSION: &str = "smolchat-private/2";
@@ -428,11 +428,8 @@ async fn send<W: AsyncWrite + Unpin>(
     deadline: Instant,
     awaited: Awaited,
 ) -> Result<(), Failure> {
-    let sent = within(deadline, async {
-        writer.write_all(line.as_bytes()).await?;
-        writer.flush().await
-    });
-    sent.await.ok_or(Failure::Late(awaited))?.map_err(Failure::Io)
+    let sent = within(deadline, wire::send(writer, line.as_bytes())).await;
+    sent.ok_or(Failure::Late(awaited))?.map_err(Failure::Io)
 }
 
 /// Reads one line by `deadline`. `None` at the end of the stream;

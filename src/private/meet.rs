@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWriteExt};
+use futures_lite::io::AsyncRead;
 
 use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Secrets};
@@ -24,7 +24,7 @@ use crate::wire::error::seconds_text;
 use crate::wire::framer::{Frame, Framer};
 use crate::wire::net::{self, DEFAULT_CONNECT_TIMEOUT};
 use crate::wire::relay::{self as protocol, Address, Key, Refusal, Reply, Request, Room};
-use crate::wire::{deadline, within};
+use crate::wire::{self, deadline, within};
 use async_net::TcpStream;
 
 /// How long a joiner has after `paired` to send the private hello, and
@@ -98,9 +98,7 @@ impl Link {
         let line = request.line();
         let mut writer = self.wire.clone();
         let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-        let sent =
-            within(by, async { writer.write_all(line.as_bytes()).await.and(writer.flush().await) });
-        match sent.await {
+        match within(by, wire::send(&mut writer, line.as_bytes())).await {
             Some(Ok(())) => Ok(()),
             Some(Err(error)) => Err(self.failed(error)),
             None => Err(self.failed(io::ErrorKind::TimedOut.into())),
