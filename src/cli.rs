@@ -504,7 +504,8 @@ fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
-    let nanos: u32 = format!("{fraction:0<9}").parse().map_err(|_| invalid())?;
+    let nanos = fraction.bytes().chain(std::iter::repeat(b'0')).take(9);
+    let nanos = nanos.fold(0, |n, digit| n * 10 + u32::from(digit - b'0'));
     let duration = Duration::new(secs, nanos);
     if duration.is_zero() || secs > 1_000_000_000 {
         return Err(invalid());
