@@ -198,57 +198,24 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (spake, a) = start_client(code);
-    let deadline = Instant::now() + step;
-    let (hello, awaited) = match with_hello {
-        true => (HELLO, Awaited::Answer),
-        false => ("", Awaited::Reply),
-    };
-    send(writer, &format!("{hello}{a}"), deadline, awaited).await?;
-    if with_hello {
-        answer(&mut lines, deadline).await?;
-    }
-    finish_client(spake, &mut lines, writer, step).await?.with(lines)
-}
-
-/// The client's SPAKE2 state and its line.
-fn start_client(code: &str) -> (Spake2<Ed25519Group>, String) {
     let (spake, a) = Spake2::<Ed25519Group>::start_a(
         &Password::new(code.as_bytes()),
         &Identity::new(ID_CLIENT),
         &Identity::new(ID_SERVER),
     );
-    (spake, format!("{VERSION} {}\n", hex(&a)))
-}
-
-/// Keys that still need the bytes read past the last line.
-struct Unfinished {
-    seal: Sealer,
-    open: Opener,
-    direct: [u8; 32],
-}
-
-impl Unfinished {
-    /// The secrets, with what `lines` read past the handshake.
-    fn with<R>(self, lines: Framer<R>) -> Result<Secrets, Failure> {
-        let (_, early) = lines.into_parts();
-        Ok(Secrets { seal: self.seal, open: self.open, early, direct: self.direct })
-    }
-}
-
-/// The client's reading of the server's reply, and its confirmation.
-async fn finish_client<R, W>(
-    spake: Spake2<Ed25519Group>,
-    lines: &mut Framer<R>,
-    writer: &mut W,
-    step: Duration,
-) -> Result<Unfinished, Failure>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
     let deadline = Instant::now() + step;
-    let line = read_line(lines, deadline, Awaited::Reply).await?.ok_or(Failure::Closed)?;
+    let (hello, awaited) = match with_hello {
+        true => (HELLO, Awaited::Answer),
+        false => ("", Awaited::Reply),
+    };
+    send(writer, &format!("{hello}{VERSION} {}\n", hex(&a)), deadline, awaited).await?;
+    if with_hello {
+        answer(&mut lines, deadline).await?;
+    }
+
+    // The server's reply, and this side's confirmation.
+    let deadline = Instant::now() + step;
+    let line = read_line(&mut lines, deadline, Awaited::Reply).await?.ok_or(Failure::Closed)?;
     let words: Vec<&str> = line.split(' ').collect();
     let (b, confirm) = match words[..] {
         [VERSION, b, confirm] => match (unhex(b), unhex(confirm)) {
@@ -266,11 +233,7 @@ where
     }
     let line = format!("{VERSION} ok {}\n", hex(&derived.client_confirm));
     send(writer, &line, deadline, Awaited::Reply).await?;
-    Ok(Unfinished {
-        seal: Sealer::new(&derived.client_to_server),
-        open: Opener::new(&derived.server_to_client),
-        direct: derived.direct,
-    })
+    Ok(derived.secrets(lines, &derived.client_to_server, &derived.server_to_client))
 }
 
 /// The server's first step: reads the client's first line by `deadline`.
@@ -370,12 +333,7 @@ where
     if !confirmed {
         return Err(Failure::WrongCode);
     }
-    Unfinished {
-        seal: Sealer::new(&derived.server_to_client),
-        open: Opener::new(&derived.client_to_server),
-        direct: derived.direct,
-    }
-    .with(lines)
+    Ok(derived.secrets(lines, &derived.server_to_client, &derived.client_to_server))
 }
 
 /// Tells a plain client what it met; the answer is always `NotPrivate`.
@@ -411,6 +369,13 @@ impl Derived {
             server_to_client: expand("smolchat-private/2 server to client"),
             direct: expand("smolchat-private/2 direct"),
         }
+    }
+
+    /// A side's keys: it seals with `seal`, opens with `open`, and keeps
+    /// what `lines` read past the handshake.
+    fn secrets<R>(&self, lines: Framer<R>, seal: &[u8; 32], open: &[u8; 32]) -> Secrets {
+        let (_, early) = lines.into_parts();
+        Secrets { seal: Sealer::new(seal), open: Opener::new(open), early, direct: self.direct }
     }
 }
 
