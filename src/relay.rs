@@ -42,7 +42,7 @@ use smol::{Async, Timer};
 
 use crate::wire::error::{describe, Error};
 use crate::wire::relay::{
-    self as protocol, Key, Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE,
+    self as protocol, Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE,
 };
 use crate::wire::{deadline, net, within};
 use address::Addr;
@@ -166,12 +166,6 @@ impl Relay {
         let (pairs, waiting) = (rooms.count(State::Paired), rooms.count(State::Waiting));
         let s = |n: usize| if n == 1 { "" } else { "s" };
         format!("{pairs} pair{}, {waiting} room{} waiting", s(pairs), s(waiting))
-    }
-
-    /// Ready once turn `turn` in room `room` is over: its server opened
-    /// the room again from another connection, or closed it.
-    async fn turn_ended(&self, room: Room, turn: u32) {
-        future::poll_fn(|cx| self.rooms.borrow_mut().poll_ended(room, turn, cx)).await
     }
 }
 
@@ -302,19 +296,12 @@ fn serve(
             }
         }
         Request::Close { key } => {
-            close(relay, &key, now);
+            // The joiner of the room's last pair took it and failed its
+            // handshake.
+            strike(relay.rooms.borrow_mut().close(&key, now));
             Served::Answer(stream, Reply::Closed)
         }
         Request::Hello => Served::Answer(stream, Reply::Relay),
-    }
-}
-
-/// Closes the room held for `key`, if any; the joiner of its last pair
-/// took it and failed its handshake, and is struck.
-fn close(relay: &Relay, key: &Key, now: u32) {
-    let struck = relay.rooms.borrow_mut().close(key, now);
-    if let Some(joiner) = struck {
-        relay.strikes.borrow_mut().strike(joiner, now);
     }
 }
 
@@ -417,9 +404,10 @@ async fn waiting(
 }
 
 /// Holds room `room` for turn `turn` until `until`, for its server to
-/// open it again; then it is gone.
+/// open it again (or close it), which ends the turn; then it is gone.
 async fn hold(relay: &Relay, room: Room, turn: u32, until: Instant) {
-    if within(until, relay.turn_ended(room, turn)).await.is_none() {
+    let ended = future::poll_fn(|cx| relay.rooms.borrow_mut().poll_ended(room, turn, cx));
+    if within(until, ended).await.is_none() {
         relay.rooms.borrow_mut().held_over(room, turn, relay.now());
     }
 }
