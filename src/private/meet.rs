@@ -105,6 +105,13 @@ impl Link {
         }
     }
 
+    /// Sends a request and reads the relay's answer, each within the time
+    /// the relay gives for a request.
+    async fn ask(&mut self, request: Request) -> Result<Reply, Error> {
+        self.request(request).await?;
+        self.reply(Some(Instant::now() + deadline(protocol::REQUEST_DEADLINE))).await
+    }
+
     /// The relay's next line, by `by` when there is one.
     async fn line(&mut self, by: Option<Instant>) -> Result<Reply, Silence> {
         // None: a year stands for no deadline, so that one wait serves both.
@@ -247,12 +254,11 @@ pub async fn probe(relay: &Address, timeout: Duration, wait: Duration) -> Result
     }
 }
 
-/// A room the server holds for one code: the key it opens it with, the
-/// code's words, and its number once the relay gave one.
+/// A room the server holds for one code: the key it opens it with, and the
+/// code's words.
 struct Held {
     key: Key,
     words: String,
-    number: Option<Room>,
 }
 
 /// A new random key for a room (`wire::relay` writes it as hex).
@@ -335,7 +341,7 @@ impl Server {
         // the relay ends the pair and knows whom to blame.
         let mut abandoned: Option<TcpStream> = None;
         loop {
-            let mut held = match self.held.take() {
+            let held = match self.held.take() {
                 Some(held) => held,
                 None => {
                     let words = match &self.words {
@@ -343,12 +349,11 @@ impl Server {
                         None => code::generate_words()
                             .map_err(|error| Error { what: "cannot make a code".into(), error })?,
                     };
-                    Held { key: new_key()?, words, number: None }
+                    Held { key: new_key()?, words }
                 }
             };
             let (mut link, number) = self.open(held.key).await?;
             drop(abandoned.take());
-            held.number = Some(number);
             let code = format!("{number}-{}", held.words);
             self.announce(&code, &name, screen);
             self.held = Some(held);
@@ -421,9 +426,7 @@ impl Server {
     async fn open(&self, key: Key) -> Result<(Link, Room), Error> {
         let direct = goes_direct(self.relay_only);
         let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, direct).await?;
-        link.request(Request::Open { key: Some(key), direct }).await?;
-        let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-        match link.reply(Some(by)).await? {
+        match link.ask(Request::Open { key: Some(key), direct }).await? {
             Reply::Room(room) => Ok((link, room)),
             other => Err(link.unexpected(&other, "room N")),
         }
@@ -456,9 +459,7 @@ impl Server {
         let Some(held) = self.held.take() else { return };
         let closing = async {
             let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, false).await?;
-            link.request(Request::Close { key: held.key }).await?;
-            let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-            link.reply(Some(by)).await
+            link.ask(Request::Close { key: held.key }).await
         };
         // Best effort: a relay that cannot be reached now fails the next
         // open, which says so; one that did not close the room lets it go
@@ -512,9 +513,7 @@ pub async fn join<S: Screen>(
     loop {
         let direct = goes_direct(relay_only);
         let mut link = reach(relay, timeout, direct).await?;
-        link.request(Request::Join { room, direct }).await?;
-        let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-        match link.reply(Some(by)).await? {
+        match link.ask(Request::Join { room, direct }).await? {
             Reply::Paired => {
                 link.paired().await?;
                 let (wire, held, offer) = link.into_parts();
