@@ -20,7 +20,6 @@
 pub mod address;
 pub mod aside;
 pub mod descriptors;
-pub mod listener;
 pub mod lobby;
 pub mod numbers;
 pub mod pair;
@@ -60,6 +59,12 @@ pub const DEFAULT_MAX_CHATS: usize = 10_000;
 /// pair ended, the server left, or `--wait` passed), for the server to
 /// open it again with its key under the same number.
 pub const HOLD: Duration = Duration::from_secs(10);
+
+/// How many connections may wait to be accepted: a burst of connections
+/// fills std's 128 before the relay has accepted them, and every connection
+/// after that (a real person's too) waits a second or more for its SYN to
+/// be sent again. Linux caps it at `net.core.somaxconn` (4096 by default).
+const BACKLOG: i32 = 4096;
 
 /// How long the relay waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
@@ -112,7 +117,7 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         refused: Cell::new(0),
     });
     smol::block_on(async {
-        let listener = listener::listen(config.bind, config.port)?;
+        let listener = net::listen(config.bind, config.port, BACKLOG)?;
         let local = listener
             .get_ref()
             .local_addr()
