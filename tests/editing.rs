@@ -25,12 +25,12 @@ fn a_partial_line_stays_intact_when_a_message_arrives() {
     term.type_keys(b"hello\r");
     assert_eq!(peer.line(), b"hello\n");
     term.type_keys(b"I was going to say");
-    term.rows_end_with(&["you> hello", "you> I was going to say"]);
+    term.rows_end_with(&["you> hello", "wait> I was going to say"]);
     peer.send(b"hello there\n");
     term.rows_end_with(&["you> hello", "peer> hello there", "you> I was going to say"]);
     term.type_keys(b" more\r");
     assert_eq!(peer.line(), b"I was going to say more\n");
-    term.rows_end_with(&["peer> hello there", "you> I was going to say more", "you>"]);
+    term.rows_end_with(&["peer> hello there", "you> I was going to say more", "wait>"]);
 }
 
 #[test]
@@ -55,11 +55,11 @@ fn a_line_entered_during_the_peers_turn_shows_after_the_answer() {
     assert_eq!(peer.line(), b"question\n");
     // Typed ahead: it waits, on the screen, above the input line.
     term.type_keys(b"follow-up\r");
-    term.rows_end_with(&["you> question", "you> follow-up", "you>"]);
+    term.rows_end_with(&["you> question", "wait> follow-up", "wait>"]);
     peer.send(b"answer\n");
     // Sent at the next turn, and shown where it was sent.
     assert_eq!(peer.line(), b"follow-up\n");
-    let rows = term.rows_end_with(&["you> question", "peer> answer", "you> follow-up", "you>"]);
+    let rows = term.rows_end_with(&["you> question", "peer> answer", "you> follow-up", "wait>"]);
     assert_eq!(rows.iter().filter(|r| r.contains("follow-up")).count(), 1, "{rows:?}");
 }
 
@@ -73,7 +73,7 @@ fn a_paste_of_several_lines_is_several_lines() {
     assert_eq!(peer.line(), b"first\n");
     peer.send(b"one\n");
     assert_eq!(peer.line(), b"second\n");
-    term.rows_end_with(&["you> first", "peer> one", "you> second", "you> thi"]);
+    term.rows_end_with(&["you> first", "peer> one", "you> second", "wait> thi"]);
 }
 
 #[test]
@@ -197,9 +197,10 @@ fn a_line_typed_while_nobody_is_connected_reaches_no_one() {
     // Entered while nobody is there: said at once.
     term.type_keys(b"anyone?\r");
     term.shows("smolchat: not sent (nobody is connected): anyone?");
-    // Begun while nobody is there, entered once a client has spoken.
+    // Begun while nobody is there (no prompt), entered once a client has
+    // spoken.
     term.type_keys(b"early bird");
-    term.rows_end_with(&["you> early bird"]);
+    term.rows_end_with(&["early bird"]);
     let mut peer = Peer::connect(port);
     term.shows(" connected");
     peer.send(b"hi\n");
