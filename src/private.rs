@@ -87,7 +87,7 @@ where
     let mut doubted: Option<String> = None;
     loop {
         let line = keyboard
-            .read_secret("code: ")
+            .ask("code: ", tab)
             .await
             .map_err(|error| Error { what: "cannot read the code".into(), error })?;
         let Some(code) = code::normalise(&line) else { continue };
@@ -102,6 +102,16 @@ where
             }
         }
     }
+}
+
+/// Tab at the code prompt: the code typed so far with its last word
+/// completed as far as is certain; when nothing can be added, the words
+/// that fit, to be shown (not when it is every word of a list).
+fn tab(typed: &str) -> Result<String, String> {
+    code::complete(typed).ok_or_else(|| match code::completions(typed) {
+        fits if (2..=16).contains(&fits.len()) => format!("the words that fit: {}", fits.join(" ")),
+        _ => String::new(),
+    })
 }
 
 /// The wrong codes a server met in its run, across all its codes.

@@ -97,7 +97,12 @@ where
     // The accept error said last, and when: a failure that repeats at every
     // attempt is said once, not ten times a second.
     let mut said: Option<(String, Instant)> = None;
+    // Said once the server waits again after a client, and at the start.
+    let mut waiting = true;
     loop {
+        if std::mem::take(&mut waiting) {
+            screen.waiting();
+        }
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, or the user leaves at a terminal, no
         // answer can ever be given: stop.
@@ -132,6 +137,7 @@ where
         keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
         screen.status(&format!("{addr} connected"));
         keys.begin_session();
+        waiting = true;
         #[cfg(feature = "private")]
         let outcome = match &mut private {
             Some(private) => {
@@ -315,6 +321,25 @@ where
     K: AsyncRead + Unpin,
     S: Screen,
 {
+    // A client has only the connection it is making: a line typed from now
+    // on, while it connects or the code is checked, is its first line.
+    keys.begin_session();
+    let outcome = connect(config, keys, screen).await;
+    // What is left was typed for a chat that never began: said, not lost.
+    keys.end_session("the chat never began");
+    outcome
+}
+
+/// The client's connection, of whichever kind, and its chat.
+async fn connect<K, S>(
+    config: &ClientConfig,
+    keys: &mut Keyboard<K>,
+    screen: &mut S,
+) -> Result<(), Error>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
         return client_relayed(config, relay, keys, screen).await;
@@ -338,10 +363,7 @@ where
     if config.private {
         return client_privately(config, &wire, peer, keys, screen).await;
     }
-    // What was typed before this line is shown is not for this server.
-    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
     screen.status(&format!("connected to {peer}"));
-    keys.begin_session();
     let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
     ended(outcome, &peer.to_string(), what(), keys, screen)
 }
@@ -367,10 +389,7 @@ where
         Some(lines) => lines?,
         None => return Ok(()),
     };
-    // What was typed before this line is shown is not for this server.
-    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
     screen.status(&format!("connected to {peer}"));
-    keys.begin_session();
     // The server waits a minute for the code: asked only now.
     let code = crate::private::client_code(keys, screen).await?;
     let secrets = crate::private::handshake_client(lines, wire, &code, &name, false).await?;
@@ -409,9 +428,7 @@ where
         None => return Ok(()),
     };
     let name = meet::relay_name(relay);
-    keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
     screen.status(&format!("connected through the relay {name}"));
-    keys.begin_session();
     let what = format!("connection to the server through the relay {name}");
     let lines = Framer::resume(wire.clone(), crate::private::handshake::MAX_LINE, early);
     let peer = format!("the server through the relay {name}");

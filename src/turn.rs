@@ -51,6 +51,9 @@ pub trait Screen {
     fn highlight(&mut self, text: &str) {
         self.status(text);
     }
+    /// Says, where a person types (stdin is a terminal), that the server
+    /// waits for a client and how to end it.
+    fn waiting(&mut self) {}
     /// Announces that it is the local user's turn.
     fn prompt(&mut self);
     /// The user finished a line (so a prompt shown is answered).

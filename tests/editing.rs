@@ -25,12 +25,12 @@ fn a_partial_line_stays_intact_when_a_message_arrives() {
     term.type_keys(b"hello\r");
     assert_eq!(peer.line(), b"hello\n");
     term.type_keys(b"I was going to say");
-    term.rows_end_with(&["you> hello", "you> I was going to say"]);
+    term.rows_end_with(&["you> hello", "wait> I was going to say"]);
     peer.send(b"hello there\n");
     term.rows_end_with(&["you> hello", "peer> hello there", "you> I was going to say"]);
     term.type_keys(b" more\r");
     assert_eq!(peer.line(), b"I was going to say more\n");
-    term.rows_end_with(&["peer> hello there", "you> I was going to say more", "you>"]);
+    term.rows_end_with(&["peer> hello there", "you> I was going to say more", "wait>"]);
 }
 
 #[test]
@@ -55,11 +55,11 @@ fn a_line_entered_during_the_peers_turn_shows_after_the_answer() {
     assert_eq!(peer.line(), b"question\n");
     // Typed ahead: it waits, on the screen, above the input line.
     term.type_keys(b"follow-up\r");
-    term.rows_end_with(&["you> question", "you> follow-up", "you>"]);
+    term.rows_end_with(&["you> question", "wait> follow-up", "wait>"]);
     peer.send(b"answer\n");
     // Sent at the next turn, and shown where it was sent.
     assert_eq!(peer.line(), b"follow-up\n");
-    let rows = term.rows_end_with(&["you> question", "peer> answer", "you> follow-up", "you>"]);
+    let rows = term.rows_end_with(&["you> question", "peer> answer", "you> follow-up", "wait>"]);
     assert_eq!(rows.iter().filter(|r| r.contains("follow-up")).count(), 1, "{rows:?}");
 }
 
@@ -73,7 +73,7 @@ fn a_paste_of_several_lines_is_several_lines() {
     assert_eq!(peer.line(), b"first\n");
     peer.send(b"one\n");
     assert_eq!(peer.line(), b"second\n");
-    term.rows_end_with(&["you> first", "peer> one", "you> second", "you> thi"]);
+    term.rows_end_with(&["you> first", "peer> one", "you> second", "wait> thi"]);
 }
 
 #[test]
@@ -197,9 +197,10 @@ fn a_line_typed_while_nobody_is_connected_reaches_no_one() {
     // Entered while nobody is there: said at once.
     term.type_keys(b"anyone?\r");
     term.shows("smolchat: not sent (nobody is connected): anyone?");
-    // Begun while nobody is there, entered once a client has spoken.
+    // Begun while nobody is there (no prompt), entered once a client has
+    // spoken.
     term.type_keys(b"early bird");
-    term.rows_end_with(&["you> early bird"]);
+    term.rows_end_with(&["early bird"]);
     let mut peer = Peer::connect(port);
     term.shows(" connected");
     peer.send(b"hi\n");
@@ -390,4 +391,130 @@ fn exit_while_the_relay_has_not_answered_leaves_at_once() {
     term.type_keys(b"EXIT\r");
     assert_eq!(term.wait().code(), Some(0));
     assert_eq!(joined.line(), b"", "the client closed its relay connection");
+}
+
+#[test]
+fn the_server_with_nobody_connected_says_it_waits() {
+    if !ready("editing::the_server_with_nobody_connected_says_it_waits") {
+        return;
+    }
+    let waiting = "smolchat: waiting for a client (EXIT or Ctrl-D ends the server)";
+    let (mut term, port) = Term::server(&[]);
+    // Said, with no prompt: a line typed now would reach no one.
+    let rows = term.rows_end_with(&[waiting]);
+    assert!(rows[0].starts_with("smolchat: listening on 127.0.0.1:"), "{rows:?}");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // A client: its turn first, so a line typed now waits for it.
+    let mut peer = Peer::connect(port);
+    let connected = format!("smolchat: 127.0.0.1:{} connected", peer.local_port());
+    term.rows_end_with(&[waiting, &connected, "wait>"]);
+    peer.send(b"hi\n");
+    term.rows_end_with(&["peer> hi", "you>"]);
+    // EXIT closes it: waiting again, and so it says.
+    term.type_keys(b"EXIT\r");
+    let closed = format!("smolchat: closed the connection to 127.0.0.1:{}", peer.local_port());
+    term.rows_end_with(&["you> EXIT", &closed, waiting]);
+    assert_eq!(peer.line(), b"", "the server closed the connection");
+    // A client that leaves: the same.
+    let peer = Peer::connect(port);
+    let at = format!("127.0.0.1:{}", peer.local_port());
+    term.rows_end_with(&[waiting, &format!("smolchat: {at} connected"), "wait>"]);
+    peer.hang_up();
+    term.rows_end_with(&[&format!("smolchat: {at} left"), waiting]);
+    // And Ctrl-D ends it, as the line says.
+    term.type_keys(b"\x04");
+    assert_eq!(term.wait().code(), Some(0));
+}
+
+#[test]
+fn a_line_typed_while_the_client_connects_is_its_first_line() {
+    if !ready("editing::a_line_typed_while_the_client_connects_is_its_first_line") {
+        return;
+    }
+    // The server's queue is full: the connection is still being made.
+    let mut server = RawServer::full();
+    let mut term = Term::client(server.port, &[]);
+    term.type_keys(b"first\r");
+    // Kept for the connection, and the prompt says a line waits.
+    term.rows_end_with(&["wait> first", "wait>"]);
+    assert!(!term.rows().iter().any(|r| r.contains("connected")), "{:?}", term.rows());
+    let mut peer = server.accept();
+    assert_eq!(peer.line(), b"first\n");
+    let connected = format!("smolchat: connected to 127.0.0.1:{}", server.port);
+    term.rows_end_with(&[&connected, "you> first", "wait>"]);
+    peer.send(b"hi\n");
+    term.rows_end_with(&[&connected, "you> first", "peer> hi", "you>"]);
+}
+
+#[test]
+fn up_and_down_recall_the_lines_sent() {
+    if !ready("editing::up_and_down_recall_the_lines_sent") {
+        return;
+    }
+    let (mut term, mut peer) = client_at_prompt(&[]);
+    for (line, answer) in [("one", "a"), ("two", "b")] {
+        term.type_keys(format!("{line}\r").as_bytes());
+        assert_eq!(peer.line(), format!("{line}\n").as_bytes());
+        peer.send(format!("{answer}\n").as_bytes());
+    }
+    term.rows_end_with(&["peer> b", "you>"]);
+    // Up goes back a line at a time, as in a shell.
+    term.type_keys(b"draft\x1b[A");
+    term.rows_end_with(&["peer> b", "you> two"]);
+    term.type_keys(b"\x1b[A");
+    term.rows_end_with(&["peer> b", "you> one"]);
+    // Down comes forward, and past the newest gives back what was typed.
+    term.type_keys(b"\x1b[B");
+    term.rows_end_with(&["peer> b", "you> two"]);
+    term.type_keys(b"\x1b[B");
+    term.rows_end_with(&["peer> b", "you> draft"]);
+    // A line recalled is sent as typed.
+    term.type_keys(b"\x15\x1b[A\x1b[A\r");
+    assert_eq!(peer.line(), b"one\n");
+    term.rows_end_with(&["peer> b", "you> one", "wait>"]);
+}
+
+#[cfg(feature = "private")]
+#[test]
+fn the_code_is_shown_as_typed_and_tab_completes_a_word() {
+    use crate::util::{smolchat, Proc};
+    if !ready("editing::the_code_is_shown_as_typed_and_tab_completes_a_word") {
+        return;
+    }
+    let mut cmd = smolchat();
+    cmd.args(["server", "--private", "--bind", "127.0.0.1", "0"])
+        .env("SMOLCHAT_CODE", "6-brave-quiet-otters");
+    let mut server = Proc::spawn(cmd);
+    let line = server.stderr_line_containing("listening on ");
+    let port = line.trim_end().rsplit(':').next().unwrap().to_string();
+    let mut term = Term::start(&["client", "--private", "127.0.0.1", &port], &[]);
+    term.shows(&format!("smolchat: connected to 127.0.0.1:{port}"));
+    term.rows_end_with(&["code:"]);
+    // A typo is said, and the code asked again.
+    term.type_keys(b"6 brave quiet ottrs\r");
+    term.shows("smolchat: 'ottrs' is not a word of smolchat's codes: type the code again");
+    term.rows_end_with(&["code:"]);
+    assert!(term.rows().iter().any(|r| r == "code: 6 brave quiet ottrs"), "{:?}", term.rows());
+    // Tab completes a word that fits alone, or says which fit.
+    term.type_keys(b"6-bra\t");
+    term.rows_end_with(&["code: 6-brave-"]);
+    term.type_keys(b"qui\t");
+    term.rows_end_with(&["smolchat: the words that fit: quick quiet", "code: 6-brave-qui"]);
+    term.type_keys(b"e\tott\t");
+    term.rows_end_with(&["code: 6-brave-quiet-otters"]);
+    // A line typed while the code is checked is the first line; the code
+    // is no line of the chat, nor of the history.
+    term.type_keys(b"\rhello\r");
+    term.shows("smolchat: the code matched: this chat is private");
+    assert_eq!(server.stdout_line(), "hello\n");
+    term.rows_end_with(&[
+        "code: 6-brave-quiet-otters",
+        "smolchat: the code matched: this chat is private",
+        "you> hello",
+        "wait>",
+    ]);
+    term.type_keys(b"\x1b[A\x1b[A");
+    term.rows_end_with(&["you> hello", "wait> hello"]);
+    term.type_keys(b"\x15EXIT\r");
+    assert_eq!(term.wait().code(), Some(0));
 }

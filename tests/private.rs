@@ -650,7 +650,7 @@ mod with_private {
     }
 
     #[test]
-    fn at_a_terminal_the_client_asks_for_the_code_without_showing_it() {
+    fn at_a_terminal_the_client_asks_for_the_code_and_shows_it() {
         let (mut server, port, code) = private_server(None, &[]);
         let mut client = Pty::start(&["client", "--private", "127.0.0.1", &port.to_string()]);
         // The server answered the hello before the code is asked.
@@ -658,9 +658,10 @@ mod with_private {
         client.expect("code: ");
         client.type_keys(format!("{}\r", code.replace('-', " ")).as_bytes());
         client.expect("the code matched: this chat is private");
+        // Shown as it is typed (the SPEC: the code is no secret to the two
+        // people), and the chat's lines are shown too.
         let word = code.rsplit('-').next().unwrap();
-        assert!(!client.shown().contains(word), "the code was shown: {:?}", client.shown());
-        // Echo is back on for the chat.
+        assert!(client.shown().contains(word), "the code was not shown: {:?}", client.shown());
         client.type_keys(b"hello in private\r");
         client.expect("hello in private");
         assert_eq!(server.stdout_line(), "hello in private\n");
@@ -679,7 +680,8 @@ mod with_private {
         client.type_keys(b"3-brave-quiet-owls\r");
         client.expect("smolchat: error: wrong code: the server has a different code");
         assert_eq!(client.wait().code(), Some(1));
-        assert!(!client.shown().contains("owls"), "{}", client.shown());
+        // The code as typed stays on the screen, to find the typo in.
+        assert!(client.shown().contains("code: 3-brave-quiet-owls"), "{}", client.shown());
     }
 
     #[test]

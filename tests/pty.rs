@@ -426,22 +426,45 @@ pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 pub struct RawServer {
     listener: Option<TcpListener>,
     pub port: u16,
+    /// The connection that holds a full server's queue.
+    filler: Option<TcpStream>,
 }
 
 impl RawServer {
     pub fn new() -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().unwrap().port();
-        RawServer { listener: Some(listener), port }
+        RawServer { listener: Some(listener), port, filler: None }
+    }
+
+    /// A server whose listen queue is full (a backlog of 0, and a
+    /// connection of the test's own in it), so that a client's connect
+    /// is still being made until `accept` empties the queue: Linux drops
+    /// the client's SYN meanwhile, and the client sends it again a second
+    /// later.
+    pub fn full() -> RawServer {
+        use rustix::net::{bind, listen, socket, AddressFamily, SocketType};
+        let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
+        bind(&fd, &std::net::SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0");
+        listen(&fd, 0).expect("listen");
+        let listener = TcpListener::from(fd);
+        let port = listener.local_addr().unwrap().port();
+        let filler = TcpStream::connect(("127.0.0.1", port)).expect("fill the queue");
+        RawServer { listener: Some(listener), port, filler: Some(filler) }
     }
 
     /// Takes the one connection, failing after the deadline.
     pub fn accept(&mut self) -> Peer {
         let listener = self.listener.take().expect("one connection per server");
+        let filler = self.filler.take();
         let (tx, rx) = mpsc::channel();
         // accept(2) has no timeout; the thread stays blocked only when the
         // test has already failed.
         thread::spawn(move || {
+            if filler.is_some() {
+                // The test's own connection first, which frees the queue.
+                let _ = listener.accept();
+            }
             let _ = tx.send(listener.accept());
         });
         let (stream, _) =

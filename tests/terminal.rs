@@ -269,7 +269,7 @@ fn a_message_gets_a_row_of_its_own_and_the_input_line_comes_back_below() {
     assert_eq!(peer.line(), b"hello\n");
     // A line typed while the peer's turn runs, not yet entered.
     term.type_keys(b"draft");
-    term.rows_end_with(&["you> hello", "you> draft"]);
+    term.rows_end_with(&["you> hello", "wait> draft"]);
     peer.send(b"hi\n");
     // The whole screen, row by row: the message alone on its row, nothing
     // of the input line before or after it, and the input line below.

@@ -448,6 +448,7 @@ impl Server {
                 screen.status(&format!("your friend runs: smolchat client --relay {name}"));
             }
         }
+        screen.waiting();
         self.shown = Some(code.to_string());
     }
 

@@ -147,6 +147,19 @@ impl Screen for Console {
         }
     }
 
+    fn waiting(&mut self) {
+        if self.looks.prompt {
+            // What ends the wait where the line editor is not on: the end
+            // of input, as EXIT is a line that waits for the next client.
+            let keys = match self.tty {
+                Some(_) => "EXIT or Ctrl-D",
+                None if cfg!(windows) => "Ctrl-Z then Enter",
+                None => "Ctrl-D",
+            };
+            self.status(&format!("waiting for a client ({keys} ends the server)"));
+        }
+    }
+
     fn prompt(&mut self) {
         if self.looks.prompt && !self.prompt_open && self.tty.is_none() {
             // A prompt that cannot be shown is no reason to stop the chat.
@@ -247,7 +260,7 @@ impl Tty {
     }
 
     /// Prints a line made of `parts` above the area.
-    fn above(&mut self, parts: &[&str]) {
+    pub fn above(&mut self, parts: &[&str]) {
         self.draw(|editor, out| {
             editor.clear(out);
             parts.iter().for_each(|part| out.extend_from_slice(part.as_bytes()));

@@ -8,7 +8,9 @@
 //! smolchat owns: the lines entered but waiting for their turn, then the
 //! prompt and the line being typed. Anything printed into the transcript
 //! clears the area first and draws it again after, so an arriving message
-//! never splits what is being typed.
+//! never splits what is being typed. The prompt says what Enter does: `you> `
+//! sends the line, `wait> ` keeps it for the next turn, and no prompt at
+//! all while nobody is connected (the server says it waits).
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -18,18 +20,30 @@ use unicode_width::UnicodeWidthChar;
 use crate::terminal::keys::{Decoder, Key, SpecialChars};
 use crate::turn::EXIT;
 
-/// The prompt before the line being typed and before lines entered.
+/// The prompt when a line entered is sent at once, and before lines sent.
 pub const PROMPT: &str = "you> ";
+
+/// The prompt when a line entered waits for its turn (the peer's turn, or
+/// a connection still being made), and before lines waiting.
+pub const WAIT: &str = "wait> ";
+
+/// Lines and bytes the history keeps at most: the oldest go first.
+const HISTORY: usize = 100;
+const HISTORY_BYTES: usize = 1 << 20;
+
+/// Completes the line asked for at Tab: given the text before the cursor,
+/// that text completed, or else a status line to show (none when empty).
+pub type Complete = fn(&str) -> Result<String, String>;
 
 /// What the editor hands out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A line that goes to no one, with the status line that says so.
-    Unsent(String),
+    /// A status line to show: a line that goes to no one, or what Tab found.
+    Say(String),
     /// `EXIT` was entered: the user leaves, whoever's turn it is.
     Exit,
-    /// The hidden line (see [`Editor::set_hidden`]) was entered.
-    Hidden(String),
+    /// The line asked for (see [`Editor::ask`]) was entered.
+    Asked(String),
     /// The end-of-input key on an empty line.
     Eof,
     /// The interrupt key (Ctrl-C).
@@ -66,10 +80,19 @@ pub struct Editor {
     session: Option<u64>,
     sessions: u64,
     owner: Option<u64>,
-    /// The prompt of a hidden line (a secret code), when one is read.
-    hidden: Option<String>,
+    /// The prompt and Tab of a line asked for (a private chat's code).
+    asked: Option<(&'static str, Complete)>,
+    /// The person's turn has come: a line entered is sent at once.
+    turn: bool,
     /// Lines entered and waiting for their turn, shown above the input line.
     queue: VecDeque<String>,
+    /// Lines entered, for Up and Down (in memory only), their bytes, and
+    /// the one shown now.
+    history: VecDeque<String>,
+    history_bytes: usize,
+    recalled: Option<usize>,
+    /// The line being typed when a line was asked for, or one recalled.
+    aside: String,
     /// Columns of the terminal.
     width: usize,
     dirty: Dirty,
@@ -97,8 +120,13 @@ impl Editor {
             session: None,
             sessions: 0,
             owner: None,
-            hidden: None,
+            asked: None,
+            turn: false,
             queue: VecDeque::new(),
+            history: VecDeque::new(),
+            history_bytes: 0,
+            recalled: None,
+            aside: String::new(),
             width: width.max(1),
             dirty: Dirty::All,
             shown: false,
@@ -123,21 +151,50 @@ impl Editor {
     pub fn begin_session(&mut self) {
         self.sessions += 1;
         self.session = Some(self.sessions);
+        self.turn = false;
+        self.dirty = Dirty::All;
     }
 
     /// The session ended: nobody is connected, and the lines that were
     /// waiting for their turn are handed back, to be said not sent.
     pub fn end_session(&mut self) -> VecDeque<String> {
         self.session = None;
+        self.turn = false;
         self.dirty = Dirty::All;
         std::mem::take(&mut self.queue)
     }
 
-    /// Takes the oldest line waiting for its turn, to be sent.
-    pub fn take_waiting(&mut self) -> Option<String> {
-        let line = self.queue.pop_front()?;
-        self.dirty = Dirty::All;
-        Some(line)
+    /// The person's turn: takes the oldest line waiting for it, to be sent,
+    /// and the turn is the peer's again; with none, the person has the turn
+    /// and the prompt says that a line entered now is sent.
+    pub fn take_turn(&mut self) -> Option<String> {
+        let line = self.queue.pop_front();
+        if line.is_some() || !self.turn {
+            self.dirty = Dirty::All;
+        }
+        self.turn = line.is_none();
+        line
+    }
+
+    /// What shows before the line being typed: see [`PROMPT`] and [`WAIT`];
+    /// none while nobody is connected.
+    fn prompt(&self) -> &'static str {
+        match (self.asked, self.session) {
+            (Some((prompt, _)), _) => prompt,
+            (None, None) => "",
+            _ if self.turn && self.queue.is_empty() => PROMPT,
+            _ => WAIT,
+        }
+    }
+
+    /// What shows before the `i`th line waiting: the first is sent at once
+    /// on the person's turn.
+    fn waiting_prompt(&self, i: usize) -> &'static str {
+        if self.turn && i == 0 {
+            PROMPT
+        } else {
+            WAIT
+        }
     }
 
     /// The terminal is now `width` columns wide. Some terminals rewrap the
@@ -150,20 +207,15 @@ impl Editor {
         if self.shown && width != self.width {
             let mut scratch = Vec::new();
             let mut rows = 0;
-            for line in &self.queue {
+            for (i, line) in self.queue.iter().enumerate() {
                 let mut pos = (0, 0);
-                put(&mut scratch, PROMPT, &mut pos, width);
+                put(&mut scratch, self.waiting_prompt(i), &mut pos, width);
                 put(&mut scratch, line, &mut pos, width);
                 rows += pos.0 + 1;
             }
             let mut pos = (0, 0);
-            match &self.hidden {
-                Some(prompt) => put(&mut scratch, prompt, &mut pos, width),
-                None => {
-                    put(&mut scratch, PROMPT, &mut pos, width);
-                    put(&mut scratch, &self.text[..self.cursor], &mut pos, width);
-                }
-            }
+            put(&mut scratch, self.prompt(), &mut pos, width);
+            put(&mut scratch, &self.text[..self.cursor], &mut pos, width);
             self.cursor_row = self.cursor_row.min(rows + pos.0);
         }
         self.width = width;
@@ -175,12 +227,22 @@ impl Editor {
         self.decoder.set_special(special);
     }
 
-    /// Reads the next line hidden behind `prompt` (`Some`), or goes back to
-    /// normal lines (`None`, as after that line). The text typed meanwhile
-    /// is never drawn.
-    pub fn set_hidden(&mut self, prompt: Option<&str>) {
-        self.hidden = prompt.map(str::to_owned);
-        self.dirty = Dirty::All;
+    /// Asks for one line after a prompt of its own, Tab completing it
+    /// (`Some`), or goes back to normal lines (`None`, as after that line).
+    /// The line being typed is put aside meanwhile, and the line asked for
+    /// is never sent, nor kept for Up and Down.
+    pub fn ask(&mut self, asked: Option<(&'static str, Complete)>) {
+        if asked.is_some() != self.asked.is_some() {
+            self.recalled = None;
+            std::mem::swap(&mut self.text, &mut self.aside);
+            match asked {
+                Some(_) => self.text.clear(),
+                None => self.aside.clear(),
+            }
+            self.cursor = self.text.len();
+            self.dirty = Dirty::All;
+        }
+        self.asked = asked;
     }
 
     /// Decodes `bytes` and applies the keys; what they produced is pushed on `events`.
@@ -204,9 +266,31 @@ impl Editor {
                 // An empty line is begun when it is entered.
                 let owner = if text.is_empty() { self.session } else { self.owner };
                 self.cursor = 0;
+                self.recalled = None;
                 self.touch(Dirty::Input);
+                if self.asked.is_some() {
+                    self.ask(None);
+                    return Some(Event::Asked(text));
+                }
+                if !text.is_empty() && !too_long {
+                    self.remember(&text);
+                }
                 return self.entered(text, owner, too_long);
             }
+            Key::Tab => match self.asked {
+                Some((_, complete)) => match complete(&self.text[..self.cursor]) {
+                    Ok(done) if done.len() + self.text.len() - self.cursor <= self.max_line => {
+                        self.text.replace_range(..self.cursor, &done);
+                        self.cursor = done.len();
+                        self.touch(Dirty::Input);
+                    }
+                    Err(say) if !say.is_empty() => return Some(Event::Say(say)),
+                    _ => {}
+                },
+                None => self.insert(' '),
+            },
+            Key::Up => self.recall(true),
+            Key::Down => self.recall(false),
             Key::Eof if self.text.is_empty() => return Some(Event::Eof),
             Key::Eof | Key::Delete => {
                 if let Some(c) = self.text[self.cursor..].chars().next() {
@@ -260,19 +344,12 @@ impl Editor {
         None
     }
 
-    /// Where an entered line goes: the hidden line to whoever asked for it,
-    /// `EXIT` to leaving, a line for the session in force to the lines
-    /// waiting for their turn; any other goes to no one.
+    /// Where an entered line goes: `EXIT` to leaving, a line for the
+    /// session in force to the lines waiting for their turn; any other goes
+    /// to no one.
     fn entered(&mut self, text: String, owner: Option<u64>, too_long: bool) -> Option<Event> {
-        if self.hidden.take().is_some() {
-            self.dirty = Dirty::All;
-            return Some(Event::Hidden(text));
-        }
         let why = if too_long {
-            return Some(Event::Unsent(format!(
-                "line longer than {} bytes, not sent",
-                self.max_line
-            )));
+            return Some(Event::Say(format!("line longer than {} bytes, not sent", self.max_line)));
         } else if text.as_bytes() == EXIT {
             return Some(Event::Exit);
         } else if owner.is_some() && owner == self.session {
@@ -289,7 +366,56 @@ impl Editor {
         } else {
             "begun before the peer connected"
         };
-        Some(Event::Unsent(format!("not sent ({why}): {text}")))
+        Some(Event::Say(format!("not sent ({why}): {text}")))
+    }
+
+    /// Keeps an entered line for Up and Down, unless it repeats the last
+    /// one, within the history's bounds.
+    fn remember(&mut self, text: &str) {
+        if self.history.back().is_some_and(|last| last == text) {
+            return;
+        }
+        self.history_bytes += text.len();
+        self.history.push_back(text.to_owned());
+        // The newest stays, however long.
+        while self.history.len() > 1
+            && (self.history.len() > HISTORY || self.history_bytes > HISTORY_BYTES)
+        {
+            if let Some(old) = self.history.pop_front() {
+                self.history_bytes -= old.len();
+            }
+        }
+    }
+
+    /// Up (`older`) or Down: the line entered before or after the one
+    /// shown, as in a shell; Down past the newest gives back the line that
+    /// was being typed. Not while a line is asked for.
+    fn recall(&mut self, older: bool) {
+        let last = self.history.len().checked_sub(1);
+        let to = match (older, self.recalled) {
+            _ if self.asked.is_some() => return,
+            (true, None) => last,
+            (true, Some(i)) => Some(i.saturating_sub(1)),
+            (false, Some(i)) if Some(i) != last => Some(i + 1),
+            (false, Some(_)) => None,
+            (false, None) => return,
+        };
+        let text = match to {
+            Some(i) => self.history[i].clone(),
+            None if older => return,
+            None => std::mem::take(&mut self.aside),
+        };
+        let shown = std::mem::replace(&mut self.text, text);
+        if self.recalled.is_none() {
+            self.aside = shown;
+        }
+        if self.aside.is_empty() && to.is_some() {
+            // A line recalled on an empty line is begun now, as if typed.
+            self.owner = self.session;
+        }
+        self.recalled = to;
+        self.cursor = self.text.len();
+        self.touch(Dirty::Input);
     }
 
     fn insert(&mut self, c: char) {
@@ -329,11 +455,9 @@ impl Editor {
         match self.dirty {
             Dirty::Clean => return,
             Dirty::Append if self.shown && self.cursor == self.text.len() => {
-                if self.hidden.is_none() {
-                    let mut pos = self.end;
-                    put(out, &self.text[self.drawn_len..], &mut pos, self.width);
-                    self.end = wrap_pending(out, pos, self.width);
-                }
+                let mut pos = self.end;
+                put(out, &self.text[self.drawn_len..], &mut pos, self.width);
+                self.end = wrap_pending(out, pos, self.width);
                 self.drawn_len = self.text.len();
                 self.cursor_row = self.queue_rows + self.end.0;
             }
@@ -350,9 +474,9 @@ impl Editor {
             _ => {
                 self.clear(out);
                 self.queue_rows = 0;
-                for line in &self.queue {
+                for (i, line) in self.queue.iter().enumerate() {
                     let mut pos = (0, 0);
-                    put(out, PROMPT, &mut pos, self.width);
+                    put(out, self.waiting_prompt(i), &mut pos, self.width);
                     put(out, line, &mut pos, self.width);
                     out.push(b'\n');
                     self.queue_rows += pos.0 + 1;
@@ -367,35 +491,24 @@ impl Editor {
     /// Draws the prompt and the input line from the start of its first row.
     fn draw_input(&mut self, out: &mut Vec<u8>) {
         let mut pos = (0, 0);
-        let cursor = match &self.hidden {
-            Some(prompt) => {
-                put(out, prompt, &mut pos, self.width);
-                pos = wrap_pending(out, pos, self.width);
-                self.end = pos;
-                pos
+        put(out, self.prompt(), &mut pos, self.width);
+        put(out, &self.text[..self.cursor], &mut pos, self.width);
+        let mut cursor = pos;
+        put(out, &self.text[self.cursor..], &mut pos, self.width);
+        self.end = wrap_pending(out, pos, self.width);
+        if cursor.1 >= self.width {
+            cursor = (cursor.0 + 1, 0);
+        }
+        if cursor != self.end {
+            let up = self.end.0 - cursor.0;
+            if up > 0 {
+                let _ = write!(out, "\x1b[{up}A");
             }
-            None => {
-                put(out, PROMPT, &mut pos, self.width);
-                put(out, &self.text[..self.cursor], &mut pos, self.width);
-                let mut cursor = pos;
-                put(out, &self.text[self.cursor..], &mut pos, self.width);
-                self.end = wrap_pending(out, pos, self.width);
-                if cursor.1 >= self.width {
-                    cursor = (cursor.0 + 1, 0);
-                }
-                if cursor != self.end {
-                    let up = self.end.0 - cursor.0;
-                    if up > 0 {
-                        let _ = write!(out, "\x1b[{up}A");
-                    }
-                    out.push(b'\r');
-                    if cursor.1 > 0 {
-                        let _ = write!(out, "\x1b[{}C", cursor.1);
-                    }
-                }
-                cursor
+            out.push(b'\r');
+            if cursor.1 > 0 {
+                let _ = write!(out, "\x1b[{}C", cursor.1);
             }
-        };
+        }
         self.drawn_len = self.text.len();
         self.cursor_row = self.queue_rows + cursor.0;
     }

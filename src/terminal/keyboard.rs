@@ -16,7 +16,7 @@ use futures_lite::future;
 use futures_lite::io::{AssertAsync, AsyncRead, AsyncReadExt};
 
 use crate::terminal::console::{ConsoleStyle, Tty};
-use crate::terminal::editor::{Editor, Event};
+use crate::terminal::editor::{Complete, Editor, Event};
 use crate::terminal::mode::{width, RawMode, Signals};
 use crate::terminal::{Asked, INTERRUPT};
 use crate::turn::{Ending, Fate, Input, Lines};
@@ -199,8 +199,8 @@ struct Edited<K> {
     /// The terminal in smolchat's mode, given back when the keyboard goes
     /// (none in tests).
     mode: Option<RawMode>,
-    /// The hidden line, once entered.
-    hidden: Option<String>,
+    /// The line asked for, once entered.
+    asked: Option<String>,
 }
 
 /// What plain input is read for while the keyboard waits for the person.
@@ -260,7 +260,7 @@ impl<K> Keyboard<K> {
     /// with the terminal held in `mode`.
     pub fn edited(src: K, tty: Rc<RefCell<Tty>>, mode: Option<RawMode>) -> Keyboard<K> {
         tty.borrow_mut().render();
-        let edited = Edited { src, buf: vec![0; 4096], tty, mode, hidden: None };
+        let edited = Edited { src, buf: vec![0; 4096], tty, mode, asked: None };
         Keyboard { typing: Typing::Edited(edited), signals: None, left: None, line: Vec::new() }
     }
 
@@ -282,7 +282,10 @@ impl<K> Keyboard<K> {
     /// lines begun from now on are for its peer.
     pub fn begin_session(&mut self) {
         if let Typing::Edited(edited) = &mut self.typing {
-            edited.tty.borrow_mut().editor.begin_session();
+            let mut tty = edited.tty.borrow_mut();
+            tty.editor.begin_session();
+            // The prompt now says that a line typed waits for its turn.
+            tty.render();
         }
     }
 
@@ -294,6 +297,7 @@ impl<K> Keyboard<K> {
             for line in tty.editor.end_session() {
                 tty.status(&format!("not sent ({why}): {line}"));
             }
+            tty.render();
         }
     }
 
@@ -421,20 +425,20 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
         Ok(())
     }
 
-    /// Reads one line after `prompt` without showing it and without it
-    /// entering the transcript: for a secret such as a private chat's code.
+    /// Reads one line after `prompt`, shown as it is typed, that is never
+    /// sent nor kept for Up and Down: a private chat's code.
     ///
-    /// At a terminal the line editor shows only the prompt while the line is
-    /// typed (its editing keys still work) and erases it after Enter; where
-    /// smolchat does not edit lines (`TERM=dumb`), the prompt goes to stderr
-    /// and the terminal's echo is off while the line is typed. Ctrl-C there
-    /// is a byte of the line, and counts as Ctrl-C.
-    pub async fn read_secret(&mut self, prompt: &str) -> io::Result<String> {
+    /// At a terminal the line editor puts aside the line being typed, edits
+    /// this one with its usual keys and Tab (`complete`), and leaves
+    /// `PROMPT LINE` in the transcript after Enter; where smolchat does not
+    /// edit lines (`TERM=dumb`), the prompt goes to stderr and the
+    /// terminal's own echo shows the line.
+    pub async fn ask(&mut self, prompt: &'static str, complete: Complete) -> io::Result<String> {
         let ended = || io::Error::other("the keyboard ended before a code was typed");
         if let Typing::Edited(edited) = &mut self.typing {
-            edited.hide(Some(prompt));
+            edited.ask(Some((prompt, complete)));
             let read = loop {
-                if let Typing::Edited(Edited { hidden: Some(_), .. }) = &self.typing {
+                if let Typing::Edited(Edited { asked: Some(_), .. }) = &self.typing {
                     break Ok(());
                 }
                 if self.left.is_some_and(|left| left != Ending::Exit) {
@@ -445,24 +449,17 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
                 }
             };
             let Typing::Edited(edited) = &mut self.typing else { return Err(ended()) };
-            edited.hide(None);
-            return read.map(|()| edited.hidden.take().unwrap_or_default());
+            edited.ask(None);
+            read?;
+            let line = edited.asked.take().unwrap_or_default();
+            edited.tty.borrow_mut().above(&[prompt, &line]);
+            return Ok(line);
         }
         let mut stderr = io::stderr();
-        let input = {
-            // Echo goes off before the prompt shows, so that nothing typed
-            // after it is shown, and back on as soon as the line is read.
-            let _echo = hidden::EchoOff::new();
-            let _ = stderr.write_all(prompt.as_bytes()).and_then(|()| stderr.flush());
-            self.next().await
-        };
-        let _ = stderr.write_all(b"\n");
+        let _ = stderr.write_all(prompt.as_bytes()).and_then(|()| stderr.flush());
+        let input = self.next().await;
         let line = self.line();
         match input? {
-            Input::Line if line.contains(&0x03) => {
-                leave(&mut self.left, Ending::Signal(INTERRUPT));
-                Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
-            }
             Input::Line => Ok(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned()),
             Input::TooLong(_) => Err(io::Error::other("the code is too long")),
             Input::Left(_) => Err(ended()),
@@ -480,11 +477,14 @@ impl<K: AsyncRead + Unpin> Lines for Keyboard<K> {
                 return Ok(Input::Left(ending));
             }
             if let Typing::Edited(edited) = &mut self.typing {
-                if let Some(text) = edited.tty.borrow_mut().editor.take_waiting() {
+                let mut tty = edited.tty.borrow_mut();
+                if let Some(text) = tty.editor.take_turn() {
                     self.line = text.into_bytes();
                     self.line.push(b'\n');
                     return Ok(Input::Line);
                 }
+                // No line waits: the prompt says that one entered now goes.
+                tty.render();
             }
             if let Some(input) = self.act(Plain::Line).await? {
                 return Ok(input);
@@ -545,13 +545,13 @@ impl<K: AsyncRead + Unpin> Edited<K> {
         self.tty.borrow_mut().editor.feed(&self.buf[..n], &mut events);
         for event in events {
             match event {
-                Event::Unsent(status) => self.tty.borrow_mut().status(&status),
+                Event::Say(status) => self.tty.borrow_mut().status(&status),
                 Event::Exit => {
                     // Leaving acts at once, whoever's turn it is.
                     self.tty.borrow_mut().sent("EXIT");
                     leave(left, Ending::Exit);
                 }
-                Event::Hidden(text) => self.hidden = Some(text),
+                Event::Asked(text) => self.asked = Some(text),
                 Event::Eof => leave(left, Ending::KeyboardClosed),
                 Event::Interrupt => leave(left, Ending::Signal(INTERRUPT)),
                 Event::Suspend => self.suspend(),
@@ -575,55 +575,11 @@ impl<K> Edited<K> {
         tty.render();
     }
 
-    /// Reads the next line hidden behind `prompt`, or goes back to normal
-    /// lines (`None`).
-    fn hide(&mut self, prompt: Option<&str>) {
+    /// Asks for a line (see [`Editor::ask`]), or goes back to normal lines.
+    fn ask(&mut self, asked: Option<(&'static str, Complete)>) {
         let mut tty = self.tty.borrow_mut();
-        tty.editor.set_hidden(prompt);
+        tty.editor.ask(asked);
         tty.render();
-    }
-}
-
-#[cfg(unix)]
-mod hidden {
-    //! Terminal echo off while the code is typed.
-    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions, Termios};
-
-    /// Echo (and Ctrl-C's signal, so that the settings are always restored)
-    /// off until dropped; nothing when stdin is not a terminal.
-    pub struct EchoOff(Option<Termios>);
-
-    impl EchoOff {
-        pub fn new() -> EchoOff {
-            let stdin = std::io::stdin();
-            let Ok(saved) = tcgetattr(&stdin) else { return EchoOff(None) };
-            let mut quiet = saved.clone();
-            quiet.local_modes.remove(LocalModes::ECHO | LocalModes::ISIG);
-            match tcsetattr(&stdin, OptionalActions::Now, &quiet) {
-                Ok(()) => EchoOff(Some(saved)),
-                Err(_) => EchoOff(None),
-            }
-        }
-    }
-
-    impl Drop for EchoOff {
-        fn drop(&mut self) {
-            if let Some(saved) = &self.0 {
-                let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, saved);
-            }
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod hidden {
-    //! No echo control outside Unix yet: the code shows as it is typed.
-    pub struct EchoOff;
-
-    impl EchoOff {
-        pub fn new() -> EchoOff {
-            EchoOff
-        }
     }
 }
 

@@ -5,8 +5,10 @@
 /// A key, or a piece of text, as the line editor sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key {
-    /// A printable character (a TAB becomes a space).
+    /// A printable character (a pasted TAB becomes a space).
     Char(char),
+    /// Tab, typed: completes a word where there are words to complete.
+    Tab,
     /// Enter: `\r`, `\n`, or `\r\n` as one (a paste of CRLF lines).
     Enter,
     /// Delete the character before the cursor.
@@ -25,6 +27,10 @@ pub enum Key {
     Home,
     /// Cursor to the end (End, Ctrl-E).
     End,
+    /// The line sent before (Up, Ctrl-P).
+    Up,
+    /// The line sent after (Down, Ctrl-N).
+    Down,
     /// The end-of-input key (Ctrl-D, VEOF).
     Eof,
     /// The interrupt key (Ctrl-C, VINTR).
@@ -196,6 +202,7 @@ impl Decoder {
             }
             b'\n' if after_cr => {}
             b'\n' => key(Key::Enter),
+            b'\t' if !self.pasting => key(Key::Tab),
             b'\t' => key(Key::Char(' ')),
             0x80.. => {
                 let need = match byte {
@@ -240,6 +247,8 @@ impl Decoder {
             0x05 => Key::End,
             0x02 => Key::Left,
             0x06 => Key::Right,
+            0x10 => Key::Up,
+            0x0e => Key::Down,
             0x15 => Key::KillLine,
             0x17 => Key::EraseWord,
             0x03 => Key::Interrupt,
@@ -272,6 +281,8 @@ impl Decoder {
 /// The final byte of a cursor key in CSI or SS3 form.
 fn cursor_key(last: u8) -> Option<Key> {
     Some(match last {
+        b'A' => Key::Up,
+        b'B' => Key::Down,
         b'C' => Key::Right,
         b'D' => Key::Left,
         b'H' => Key::Home,

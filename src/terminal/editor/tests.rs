@@ -19,8 +19,10 @@ impl Screen {
         let editor = Editor::new(max_line, usize::from(width), SpecialChars::default());
         let mut screen =
             Screen { editor, term: vt100::Parser::new(10, width, 0), events: Vec::new() };
-        // Lines typed from now on are for this session's peer.
+        // Lines typed from now on are for this session's peer, whose turn
+        // it is: a line entered is sent at once.
         screen.editor.begin_session();
+        assert_eq!(screen.editor.take_turn(), None);
         screen.draw(|e, out| e.render(out));
         screen
     }
@@ -73,7 +75,7 @@ impl Screen {
 
     /// The lines entered and waiting for their turn, taken.
     fn lines(&mut self) -> Vec<String> {
-        std::iter::from_fn(|| self.editor.take_waiting()).collect()
+        std::iter::from_fn(|| self.editor.take_turn()).collect()
     }
 }
 
@@ -85,8 +87,9 @@ fn typing_shows_the_prompt_and_text() {
     assert_eq!(s.rows(), ["you> hello"]);
     assert_eq!(s.cursor(), (0, 10));
     s.type_bytes(b"\r");
-    // It waits for its turn above the input line; sent, it leaves there.
-    assert_eq!(s.rows(), ["you> hello", "you>"]);
+    // It is about to go, above the input line, where the next line waits;
+    // sent, it leaves there.
+    assert_eq!(s.rows(), ["you> hello", "wait>"]);
     assert_eq!(s.lines(), ["hello"]);
     s.draw(|e, out| e.render(out));
     assert_eq!(s.rows(), ["you>"]);
@@ -208,17 +211,19 @@ fn a_message_above_leaves_the_partial_line_intact() {
 #[test]
 fn waiting_lines_show_above_the_input_line() {
     let mut s = Screen::new(40);
+    // The peer's turn.
+    s.editor.begin_session();
     s.type_bytes(b"first\rsec");
     s.draw(|e, out| e.render(out));
-    assert_eq!(s.rows(), ["you> first", "you> sec"]);
+    assert_eq!(s.rows(), ["wait> first", "wait> sec"]);
     s.above("peer> answer");
-    assert_eq!(s.rows(), ["peer> answer", "you> first", "you> sec"]);
+    assert_eq!(s.rows(), ["peer> answer", "wait> first", "wait> sec"]);
     // Sent: it leaves the waiting lines for the transcript.
-    let line = s.editor.take_waiting().unwrap();
+    let line = s.editor.take_turn().unwrap();
     s.above(&format!("you> {line}"));
-    assert_eq!(s.rows(), ["peer> answer", "you> first", "you> sec"]);
+    assert_eq!(s.rows(), ["peer> answer", "you> first", "wait> sec"]);
     s.above("peer> next");
-    assert_eq!(s.rows(), ["peer> answer", "you> first", "peer> next", "you> sec"]);
+    assert_eq!(s.rows(), ["peer> answer", "you> first", "peer> next", "wait> sec"]);
 }
 
 #[test]
@@ -244,14 +249,14 @@ fn a_long_paste_is_drawn_once() {
     assert!(out.len() < 5100, "{} bytes drawn", out.len());
     editor.feed(b"\r", &mut events);
     assert!(events.is_empty());
-    assert_eq!(editor.take_waiting().map(|line| line.len()), Some(5000));
+    assert_eq!(editor.take_turn().map(|line| line.len()), Some(5000));
 }
 
 #[test]
 fn lines_over_max_line_are_marked() {
     let mut s = Screen::with_max(40, 4);
     s.type_bytes(b"abcdef\r");
-    assert_eq!(s.events, [Event::Unsent("line longer than 4 bytes, not sent".into())]);
+    assert_eq!(s.events, [Event::Say("line longer than 4 bytes, not sent".into())]);
     s.type_bytes(b"abcd\r");
     assert_eq!(s.events.len(), 1);
     assert_eq!(s.lines(), ["abcd"]);
@@ -263,7 +268,7 @@ fn a_line_belongs_to_the_session_of_its_first_character() {
     let unsent = |s: &Screen| -> Vec<String> {
         s.events
             .iter()
-            .filter_map(|e| if let Event::Unsent(t) = e { Some(t.clone()) } else { None })
+            .filter_map(|e| if let Event::Say(t) = e { Some(t.clone()) } else { None })
             .collect()
     };
     // Begun for a peer who left: not for the next one.
@@ -305,17 +310,108 @@ fn exit_is_leaving_and_the_signal_keys_are_events() {
     assert_eq!(s.lines(), Vec::<String>::new());
 }
 
+/// A completer as the code prompt's: the last word completed from a list.
+fn complete(typed: &str) -> Result<String, String> {
+    let word = typed.rsplit('-').next().unwrap_or_default();
+    let fits: Vec<&str> =
+        ["brave", "brief", "quiet"].into_iter().filter(|w| w.starts_with(word)).collect();
+    match fits[..] {
+        [one] if one != word => Ok(format!("{typed}{}-", &one[word.len()..])),
+        [_, _, ..] => Err(fits.join(" ")),
+        _ => Err(String::new()),
+    }
+}
+
 #[test]
-fn hidden_lines_are_never_drawn() {
+fn an_asked_line_is_shown_as_typed_and_tab_completes_it() {
     let mut s = Screen::new(40);
-    s.editor.set_hidden(Some("code: "));
-    s.type_bytes(b"7-purple");
-    assert_eq!(s.rows(), ["code:"]);
-    s.type_bytes(b"-sausages\r");
-    assert_eq!(s.events, [Event::Hidden("7-purple-sausages".into())]);
-    // Then normal lines again.
+    s.type_bytes(b"half a line");
+    s.editor.ask(Some(("code: ", complete)));
     s.draw(|e, out| e.render(out));
-    assert_eq!(s.rows(), ["you>"]);
+    assert_eq!(s.rows(), ["code:"]);
+    // Tab completes a word that fits alone, says the ones that fit, and
+    // does nothing when none does; the editing keys work.
+    s.type_bytes(b"7-qu\tbr\t");
+    assert_eq!(s.rows(), ["code: 7-quiet-br"]);
+    assert_eq!(s.events, [Event::Say("brave brief".into())]);
+    s.type_bytes(b"a\tx\t\x7f\x7f");
+    assert_eq!(s.rows(), ["code: 7-quiet-brave"]);
+    assert_eq!(s.events.len(), 1);
+    // Entered, it goes to whoever asked, not to the peer, and the line put
+    // aside comes back.
+    s.type_bytes(b"\r");
+    assert_eq!(s.events[1..], [Event::Asked("7-quiet-brave".into())]);
+    assert_eq!(s.rows(), ["you> half a line"]);
+    assert_eq!(s.lines(), Vec::<String>::new());
+    // Tab on a normal line is a space.
+    s.type_bytes(b"\tx\r");
+    assert_eq!(s.lines(), ["half a line x"]);
+}
+
+#[test]
+fn the_prompt_says_what_enter_does() {
+    let mut s = Screen::new(40);
+    s.editor.end_session();
+    // Nobody connected: no prompt, and a line entered goes to no one.
+    s.type_bytes(b"anyone?");
+    assert_eq!(s.rows(), ["anyone?"]);
+    s.type_bytes(b"\r");
+    // A peer's turn: a line waits for the person's, and says so.
+    s.editor.begin_session();
+    s.type_bytes(b"first\rsec");
+    assert_eq!(s.rows(), ["wait> first", "wait> sec"]);
+    // The person's turn: the first waiting line goes; then none waits.
+    assert_eq!(s.editor.take_turn().as_deref(), Some("first"));
+    s.above("you> first");
+    assert_eq!(s.rows(), ["you> first", "wait> sec"]);
+    assert_eq!(s.editor.take_turn(), None);
+    s.draw(|e, out| e.render(out));
+    assert_eq!(s.rows(), ["you> first", "you> sec"]);
+    s.editor.end_session();
+    s.draw(|e, out| e.render(out));
+    assert_eq!(s.rows(), ["you> first", "sec"]);
+}
+
+#[test]
+fn up_and_down_recall_the_lines_entered() {
+    let mut s = Screen::new(40);
+    // Up with no history does nothing.
+    s.type_bytes(b"\x1b[A");
+    assert_eq!(s.editor.text(), "");
+    s.type_bytes(b"one\rtwo\rtwo\rdraft");
+    assert_eq!(s.lines(), ["one", "two", "two"]);
+    // Up goes back, a repeat once, and stops at the oldest.
+    s.type_bytes(b"\x1b[A");
+    assert_eq!(s.rows(), ["you> two"]);
+    s.type_bytes(b"\x1b[A\x1b[A");
+    assert_eq!((s.editor.text(), s.editor.cursor()), ("one", 3));
+    // Down comes forward, and past the newest gives back the draft.
+    s.type_bytes(b"\x1b[B");
+    assert_eq!(s.editor.text(), "two");
+    s.type_bytes(b"\x1b[B");
+    assert_eq!(s.rows(), ["you> draft"]);
+    s.type_bytes(b"\x1b[B");
+    assert_eq!(s.editor.text(), "draft");
+    // A line recalled is edited and entered as any other.
+    s.type_bytes(b"\x15\x1bOA!\r");
+    assert_eq!(s.lines(), ["two!"]);
+    s.type_bytes(b"\x10");
+    assert_eq!(s.editor.text(), "two!");
+    s.type_bytes(b"\x0e");
+    assert_eq!(s.editor.text(), "");
+    // A line asked for is never kept, and Up does nothing while asked.
+    s.editor.ask(Some(("code: ", complete)));
+    s.type_bytes(b"\x1b[A7-secret\r");
+    assert_eq!(s.events, [Event::Asked("7-secret".into())]);
+    s.type_bytes(b"\x1b[A");
+    assert_eq!(s.editor.text(), "two!");
+    // Only the last lines are kept.
+    for i in 0..=HISTORY {
+        s.type_bytes(format!("{i}\r").as_bytes());
+    }
+    s.lines();
+    s.type_bytes(&b"\x1b[A".repeat(HISTORY + 1));
+    assert_eq!(s.editor.text(), "1");
 }
 
 #[test]

@@ -49,27 +49,35 @@ fn next_line(keyboard: &mut Keyboard<TypedAhead>) -> String {
     String::from_utf8(keyboard.line().to_vec()).unwrap()
 }
 
-#[test]
-fn a_hidden_line_is_never_drawn() {
-    let (mut keyboard, mut w, drawn) = edited();
-    block_on(w.write_all(b"7-purple-sausages\r")).unwrap();
-    let code = block_on(keyboard.read_secret("code: ")).unwrap();
-    assert_eq!(code, "7-purple-sausages");
-    let text = drawn.text();
-    assert!(text.contains("code: ") && !text.contains("purple"), "{text:?}");
-    // Back to normal lines, which are drawn.
-    keyboard.begin_session();
-    block_on(w.write_all(b"hi\r")).unwrap();
-    assert_eq!(next_line(&mut keyboard), "hi\n");
-    keyboard.fate(Fate::Sent);
-    assert!(drawn.text().contains("you> hi"));
+/// Tab at a line asked for: nothing to complete.
+fn nothing(_: &str) -> Result<String, String> {
+    Err(String::new())
 }
 
 #[test]
-fn a_hidden_line_ends_with_the_input() {
+fn an_asked_line_is_shown_and_not_sent() {
+    let (mut keyboard, mut w, drawn) = edited();
+    // A line typed while a connection is made is for its peer.
+    keyboard.begin_session();
+    block_on(w.write_all(b"first\r")).unwrap();
+    block_on(keyboard.catch_up()).unwrap();
+    block_on(w.write_all(b"7-purple-sausages\r")).unwrap();
+    let code = block_on(keyboard.ask("code: ", nothing)).unwrap();
+    assert_eq!(code, "7-purple-sausages");
+    assert!(drawn.text().contains("code: 7-purple-sausages\n"), "{:?}", drawn.text());
+    // The line typed before is the first line; the code is not a line.
+    assert_eq!(next_line(&mut keyboard), "first\n");
+    keyboard.fate(Fate::Sent);
+    assert!(drawn.text().contains("you> first"));
+    block_on(w.write_all(b"hi\r")).unwrap();
+    assert_eq!(next_line(&mut keyboard), "hi\n");
+}
+
+#[test]
+fn an_asked_line_ends_with_the_input() {
     let (mut keyboard, mut w, _) = edited();
     block_on(w.write_all(b"\x04")).unwrap();
-    let e = block_on(keyboard.read_secret("code: ")).unwrap_err();
+    let e = block_on(keyboard.ask("code: ", nothing)).unwrap_err();
     assert_eq!(e.to_string(), "the keyboard ended before a code was typed");
     assert_eq!(keyboard.signalled(), None);
 }
@@ -79,7 +87,7 @@ fn ctrl_c_is_leaving_by_sigint_at_any_moment() {
     // Asked for a code.
     let (mut keyboard, mut w, _) = edited();
     block_on(w.write_all(b"7-pur\x03")).unwrap();
-    assert!(block_on(keyboard.read_secret("code: ")).is_err());
+    assert!(block_on(keyboard.ask("code: ", nothing)).is_err());
     assert_eq!(keyboard.signalled(), Some(2));
     // While the peer has the turn, and for good.
     let (mut keyboard, mut w, _) = edited();

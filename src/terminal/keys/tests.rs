@@ -18,7 +18,9 @@ fn text(s: &str) -> Vec<Key> {
 
 #[test]
 fn printable_text_and_enter() {
-    let mut want = text("hi you");
+    let mut want = text("hi");
+    want.push(Key::Tab);
+    want.extend(text("you"));
     want.push(Key::Enter);
     assert_eq!(keys(&[b"hi\tyou\r"]), want);
     // A CRLF is one Enter, a lone LF is one too.
@@ -41,12 +43,12 @@ fn utf8_split_across_reads() {
 #[test]
 fn control_keys() {
     use Key::*;
-    let got = keys(&[b"\x7f\x08\x15\x17\x01\x05\x02\x06\x03\x1a\x04"]);
+    let got = keys(&[b"\x7f\x08\x15\x17\x01\x05\x02\x06\x10\x0e\x03\x1a\x04"]);
     assert_eq!(
         got,
         [
-            Backspace, Backspace, KillLine, EraseWord, Home, End, Left, Right, Interrupt, Suspend,
-            Eof
+            Backspace, Backspace, KillLine, EraseWord, Home, End, Left, Right, Up, Down, Interrupt,
+            Suspend, Eof
         ]
     );
     // Other control bytes are no keys.
@@ -69,7 +71,7 @@ fn escape_sequences_even_split() {
     let all: &[u8] =
         b"\x1b[D\x1b[C\x1b[H\x1b[F\x1bOH\x1bOF\x1b[1~\x1b[4~\x1b[3~\x1b[1;5C\x1b[A\x1b[B";
     let whole = keys(&[all]);
-    assert_eq!(whole, [Left, Right, Home, End, Home, End, Home, End, Delete, Right]);
+    assert_eq!(whole, [Left, Right, Home, End, Home, End, Home, End, Delete, Right, Up, Down]);
     let split: Vec<&[u8]> = all.chunks(1).collect();
     assert_eq!(keys(&split), whole);
     // A lone ESC before a key is dropped.
@@ -79,6 +81,6 @@ fn escape_sequences_even_split() {
 #[test]
 fn a_paste_is_text_and_enters() {
     use Key::*;
-    let got = keys(&[b"\x1b[200~a\x03b\r\nc\x1b[D\x1b[2", b"01~\x03"]);
-    assert_eq!(got, [Char('a'), Char('b'), Enter, Char('c'), Interrupt]);
+    let got = keys(&[b"\x1b[200~a\x03\tb\r\nc\x1b[D\x1b[2", b"01~\x03"]);
+    assert_eq!(got, [Char('a'), Char(' '), Char('b'), Enter, Char('c'), Interrupt]);
 }
