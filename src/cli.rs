@@ -12,6 +12,7 @@ use argh::FromArgs;
 use crate::allow::{Admission, Net};
 use crate::relay::{RelayConfig, DEFAULT_MAX_CHATS};
 use crate::roles::{ClientConfig, ServerConfig};
+use crate::wire::error::split_once;
 use crate::wire::net::{unbracket, DEFAULT_CONNECT_TIMEOUT};
 use crate::wire::relay::Address;
 
@@ -370,7 +371,7 @@ fn help_asked<'a>(args: &[&'a str]) -> Result<Vec<&'a str>, String> {
 /// itself: it is what follows the value, one of the arguments (the longest
 /// that fits, should one argument begin another).
 fn argh_error(output: &str, args: &[&str]) -> String {
-    let after_value = output.split_once("' with value '").map(|(_, rest)| rest);
+    let after_value = split_once(output, "' with value '", false).map(|(_, rest)| rest);
     let refused = after_value.and_then(|rest| {
         let found = args
             .iter()
