@@ -70,21 +70,16 @@ const NOUNS: &str = concat!(
     "wands wasps whales wheels whistles wigs windows wolves worms yachts yaks zebras",
 );
 
-/// The list the word at `position` (0 for the first word after the number)
-/// comes from; `None` past the last.
-fn list(position: usize) -> Option<&'static str> {
-    match position {
-        0 | 1 => Some(ADJECTIVES),
-        2 => Some(NOUNS),
-        _ => None,
-    }
-}
-
 /// The words that may stand at `position` of a generated code (0 for the
 /// first word after the number), in the list's order: for completing a word
 /// as it is typed. Empty past the last word.
 pub fn words(position: usize) -> impl Iterator<Item = &'static str> {
-    list(position).unwrap_or_default().split(' ').filter(|w| !w.is_empty())
+    let list = match position {
+        0 | 1 => ADJECTIVES,
+        2 => NOUNS,
+        _ => "",
+    };
+    list.split(' ').filter(|w| !w.is_empty())
 }
 
 /// The `index`th word (0-255) of a space-separated list of 256.
