@@ -45,6 +45,7 @@ pub async fn run() {
     .await
 }
 
+/// Queues a woken task, and wakes [`run`] if it waits for one.
 fn schedule(runnable: Runnable) {
     let mut woken = woken();
     woken.0.push_back(runnable);
