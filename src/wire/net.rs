@@ -119,6 +119,10 @@ fn listening_socket(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpL
     // Close-on-exec apart from socket(2): Apple's has no SOCK_CLOEXEC.
     let fd = net::socket(family, SocketType::STREAM, None)?;
     rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+    // As std's listener does there: a write to a closed peer is an error,
+    // never a signal.
+    #[cfg(target_vendor = "apple")]
+    sockopt::set_socket_nosigpipe(&fd, true)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     net::bind(&fd, &addr)?;
     net::listen(&fd, backlog)?;

@@ -24,6 +24,15 @@ fn socket(family_of: SocketAddr, shared: bool) -> io::Result<OwnedFd> {
     let socket = rn::socket(family, SocketType::STREAM, Some(rn::ipproto::TCP))?;
     rustix::io::fcntl_setfd(&socket, rustix::io::FdFlags::CLOEXEC)?;
     rustix::io::ioctl_fionbio(&socket, true)?;
+    // As async-io's connect does there: a write to a closed peer is an
+    // error, never a signal.
+    #[cfg(any(
+        target_vendor = "apple",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    ))]
+    sockopt::set_socket_nosigpipe(&socket, true)?;
     if shared {
         sockopt::set_socket_reuseaddr(&socket, true)?;
         sockopt::set_socket_reuseport(&socket, true)?;
