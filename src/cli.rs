@@ -10,8 +10,9 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::allow::{Admission, Net};
-use crate::relay::RelayConfig;
+use crate::relay::{RelayConfig, DEFAULT_MAX_CHATS};
 use crate::roles::{ClientConfig, ServerConfig};
+use crate::wire::error::split_once;
 use crate::wire::net::{unbracket, DEFAULT_CONNECT_TIMEOUT};
 use crate::wire::relay::Address;
 
@@ -20,9 +21,6 @@ pub const DEFAULT_MAX_LINE: usize = 1 << 20;
 
 /// The largest `--max-line` taken; more is surely a typing mistake.
 pub const MAX_MAX_LINE: usize = 1 << 30;
-
-/// How many rooms and pairs a relay holds at most by default.
-pub const DEFAULT_MAX_CHATS: usize = 10_000;
 
 /// The largest `--max-chats` taken: each chat needs two open files.
 pub const MAX_MAX_CHATS: usize = 1_000_000;
@@ -373,7 +371,7 @@ fn help_asked<'a>(args: &[&'a str]) -> Result<Vec<&'a str>, String> {
 /// itself: it is what follows the value, one of the arguments (the longest
 /// that fits, should one argument begin another).
 fn argh_error(output: &str, args: &[&str]) -> String {
-    let after_value = output.split_once("' with value '").map(|(_, rest)| rest);
+    let after_value = split_once(output, "' with value '", false).map(|(_, rest)| rest);
     let refused = after_value.and_then(|rest| {
         let found = args
             .iter()
@@ -507,7 +505,8 @@ fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
         return Err(invalid());
     }
     let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
-    let nanos: u32 = format!("{fraction:0<9}").parse().map_err(|_| invalid())?;
+    let nanos = fraction.bytes().chain(std::iter::repeat(b'0')).take(9);
+    let nanos = nanos.fold(0, |n, digit| n * 10 + u32::from(digit - b'0'));
     let duration = Duration::new(secs, nanos);
     if duration.is_zero() || secs > 1_000_000_000 {
         return Err(invalid());

@@ -153,11 +153,13 @@ fn on_panic(payload: &(dyn std::any::Any + Send)) {
     // message: \"Too many open files\" }": what failed stays, and the message
     // of the debug form, in the words of the other errors.
     let first = text.lines().next().unwrap_or_default();
-    let what = first.split(": Os {").next().unwrap_or_default();
-    let why = first
-        .split_once("message: \"")
+    let what = error::split_once(first, ": Os {", false).map_or(first, |(what, _)| what);
+    let why = error::split_once(first, "message: \"", false)
         .and_then(|(_, rest)| rest.split('"').next())
-        .map(|why| format!(": {}", why.to_lowercase()))
+        // A char at a time: str::to_lowercase's rule for a word-final
+        // sigma alone weighs 5 KB of binary.
+        .map(|why| why.chars().flat_map(char::to_lowercase).collect::<String>())
+        .map(|why| format!(": {why}"))
         .unwrap_or_default();
     console::status(&format!("error: internal error: {what}{why}"));
     std::process::exit(1);

@@ -20,12 +20,12 @@
 pub mod address;
 pub mod aside;
 pub mod descriptors;
-pub mod listener;
 pub mod lobby;
 pub mod numbers;
 pub mod pair;
 pub mod rooms;
 pub mod strikes;
+mod tasks;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -37,11 +37,11 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, FutureExt};
-use smol::{Async, LocalExecutor, Timer};
+use smol::{Async, Timer};
 
 use crate::wire::error::{describe, Error};
 use crate::wire::relay::{
-    self as protocol, Key, Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE,
+    self as protocol, Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE,
 };
 use crate::wire::{deadline, net, within};
 use address::Addr;
@@ -52,14 +52,19 @@ use rooms::{Event, Rooms, State};
 use strikes::Strikes;
 
 /// The `--max-chats` a relay gets when none is given: a ceiling, not a
-/// request (it says nothing when its open-file limit holds fewer). The same
-/// as the command line's default, which a test checks.
+/// request (it says nothing when its open-file limit holds fewer).
 pub const DEFAULT_MAX_CHATS: usize = 10_000;
 
 /// How long a keyed room is held after its server's connection went (the
 /// pair ended, the server left, or `--wait` passed), for the server to
 /// open it again with its key under the same number.
 pub const HOLD: Duration = Duration::from_secs(10);
+
+/// How many connections may wait to be accepted: a burst of connections
+/// fills std's 128 before the relay has accepted them, and every connection
+/// after that (a real person's too) waits a second or more for its SYN to
+/// be sent again. Linux caps it at `net.core.somaxconn` (4096 by default).
+const BACKLOG: i32 = 4096;
 
 /// How long the relay waits before it accepts again after a failed accept
 /// (out of file descriptors, say), so that it does not spin.
@@ -102,7 +107,6 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         return Err(Error { what: "cannot start the relay".into(), error });
     }
     let relay = Rc::new(Relay {
-        executor: LocalExecutor::new(),
         rooms: RefCell::new(Rooms::new(Numbers::new())),
         strikes: RefCell::new(Strikes::default()),
         started: Instant::now(),
@@ -113,7 +117,7 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         refused: Cell::new(0),
     });
     smol::block_on(async {
-        let listener = listener::listen(config.bind, config.port)?;
+        let listener = net::listen(config.bind, config.port, BACKLOG)?;
         let local = listener
             .get_ref()
             .local_addr()
@@ -126,18 +130,15 @@ pub fn run(config: &RelayConfig) -> Result<(), Error> {
         // Accepting is a task like the others, woken only when someone
         // connects: as the executor's main future it would be polled, and
         // try an accept, at every wake of any pair.
-        relay.executor.spawn(accept(listener, relay.clone())).detach();
-        relay.executor.spawn(sum_up_refusals(relay.clone())).detach();
-        relay.executor.run(future::pending::<()>()).await;
+        tasks::spawn(accept(listener, relay.clone()));
+        tasks::spawn(sum_up_refusals(relay.clone()));
+        tasks::run().await;
         Ok(())
     })
 }
 
 /// What all the relay's tasks share, on the one thread.
 struct Relay {
-    /// Runs every task; the tasks hold the relay, so neither is ever
-    /// dropped before the process ends.
-    executor: LocalExecutor<'static>,
     /// Every room that is not gone, and what each address holds; a joiner
     /// is left in its room for the task of the one waiting there.
     rooms: RefCell<Rooms<Box<Joiner>>>,
@@ -171,12 +172,6 @@ impl Relay {
         let s = |n: usize| if n == 1 { "" } else { "s" };
         format!("{pairs} pair{}, {waiting} room{} waiting", s(pairs), s(waiting))
     }
-
-    /// Ready once turn `turn` in room `room` is over: its server opened
-    /// the room again from another connection, or closed it.
-    async fn turn_ended(&self, room: Room, turn: u32) {
-        future::poll_fn(|cx| self.rooms.borrow_mut().poll_ended(room, turn, cx)).await
-    }
 }
 
 /// The joiner of a room, left in it for the task of the one waiting there.
@@ -199,7 +194,7 @@ async fn accept(listener: Async<TcpListener>, relay: Rc<Relay>) {
                 if stream.get_ref().set_nodelay(true).is_ok()
                     && net::keepalive(stream.get_ref()).is_ok()
                 {
-                    relay.executor.spawn(connection(relay.clone(), stream, peer)).detach();
+                    tasks::spawn(connection(relay.clone(), stream, peer));
                 }
                 // Let the new task take its place in the lobby (turning out
                 // the oldest if need be) before the next accept: a burst
@@ -306,19 +301,12 @@ fn serve(
             }
         }
         Request::Close { key } => {
-            close(relay, &key, now);
+            // The joiner of the room's last pair took it and failed its
+            // handshake.
+            strike(relay.rooms.borrow_mut().close(&key, now));
             Served::Answer(stream, Reply::Closed)
         }
         Request::Hello => Served::Answer(stream, Reply::Relay),
-    }
-}
-
-/// Closes the room held for `key`, if any; the joiner of its last pair
-/// took it and failed its handshake, and is struck.
-fn close(relay: &Relay, key: &Key, now: u32) {
-    let struck = relay.rooms.borrow_mut().close(key, now);
-    if let Some(joiner) = struck {
-        relay.strikes.borrow_mut().strike(joiner, now);
     }
 }
 
@@ -358,7 +346,7 @@ async fn wait_in_room(
             let to_joiner = first_bytes(joiner.peer, joiner.direct, &early);
             let early = [early.len() as u64, joiner.early.len() as u64];
             let pair = Pair::new(stream, joiner.stream, to_owner, to_joiner, relay.wait);
-            relay.executor.spawn(chat(relay.clone(), pair, early, room, turn)).detach();
+            tasks::spawn(chat(relay.clone(), pair, early, room, turn));
             return;
         }
         Some(InRoom::Ended) => return,
@@ -421,9 +409,10 @@ async fn waiting(
 }
 
 /// Holds room `room` for turn `turn` until `until`, for its server to
-/// open it again; then it is gone.
+/// open it again (or close it), which ends the turn; then it is gone.
 async fn hold(relay: &Relay, room: Room, turn: u32, until: Instant) {
-    if within(until, relay.turn_ended(room, turn)).await.is_none() {
+    let ended = future::poll_fn(|cx| relay.rooms.borrow_mut().poll_ended(room, turn, cx));
+    if within(until, ended).await.is_none() {
         relay.rooms.borrow_mut().held_over(room, turn, relay.now());
     }
 }
@@ -475,14 +464,10 @@ fn chat(
         ));
         if held {
             let until = Instant::now() + relay.hold;
-            relay.executor.spawn(hold_task(relay.clone(), room, turn, until)).detach();
+            let relay = relay.clone();
+            tasks::spawn(async move { hold(&relay, room, turn, until).await });
         }
     }
-}
-
-/// [`hold`] in a task of its own.
-async fn hold_task(relay: Rc<Relay>, room: Room, turn: u32, until: Instant) {
-    hold(&relay, room, turn, until).await
 }
 
 /// What a side is sent once paired: `paired`, `seen ADDR:PORT` if it asked,
@@ -570,12 +555,4 @@ fn status(text: &str) {
     let line = format!("smolchat: {text}\n");
     // Nowhere is left to report a failing stderr.
     let _ = io::stderr().write_all(line.as_bytes());
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_default_max_chats_is_the_command_lines() {
-        assert_eq!(super::DEFAULT_MAX_CHATS, crate::cli::DEFAULT_MAX_CHATS);
-    }
 }

@@ -13,11 +13,13 @@ pub mod net;
 pub mod relay;
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+use futures_lite::io::{AsyncWrite, AsyncWriteExt};
 
 /// `work`, unless `deadline` passes first: then `None`, and `work` is
 /// dropped. Every bounded wait in smolchat goes through here, so an
@@ -37,6 +39,40 @@ pub async fn within<F: Future>(deadline: Instant, work: F) -> Option<F::Output> 
         Pin::new(timer).poll(cx).map(|_| None)
     })
     .await
+}
+
+/// Writes `bytes` whole, then flushes: a record writer sends what it sealed
+/// only by the flush. Bound it with [`within`] where the peer may stall.
+pub async fn send<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
+/// Bytes as lowercase hex digits, as the handshake's lines and the relay's
+/// keys carry them.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+/// Lowercase hex digits back to bytes; `None` for anything else, an odd
+/// count of digits, or none at all.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let text = text.as_bytes();
+    if text.is_empty() || text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
 }
 
 /// A peer's stream that can tell, without waiting and without reading

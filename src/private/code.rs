@@ -70,21 +70,16 @@ const NOUNS: &str = concat!(
     "wands wasps whales wheels whistles wigs windows wolves worms yachts yaks zebras",
 );
 
-/// The list the word at `position` (0 for the first word after the number)
-/// comes from; `None` past the last.
-fn list(position: usize) -> Option<&'static str> {
-    match position {
-        0 | 1 => Some(ADJECTIVES),
-        2 => Some(NOUNS),
-        _ => None,
-    }
-}
-
 /// The words that may stand at `position` of a generated code (0 for the
 /// first word after the number), in the list's order: for completing a word
 /// as it is typed. Empty past the last word.
 pub fn words(position: usize) -> impl Iterator<Item = &'static str> {
-    list(position).unwrap_or_default().split(' ').filter(|w| !w.is_empty())
+    let list = match position {
+        0 | 1 => ADJECTIVES,
+        2 => NOUNS,
+        _ => "",
+    };
+    list.split(' ').filter(|w| !w.is_empty())
 }
 
 /// The `index`th word (0-255) of a space-separated list of 256.
@@ -228,7 +223,9 @@ fn last_word(typed: &str) -> Option<(usize, String)> {
     let last = if ends_between { "" } else { parts.pop()? };
     // Before the last: the number, then the words already typed.
     let position = parts.len().checked_sub(1)?;
-    Some((position, last.to_lowercase()))
+    // A char at a time, as `normalise` does: str::to_lowercase differs only
+    // at a word-final sigma, which no word of the lists has, and weighs 5 KB.
+    Some((position, last.chars().flat_map(char::to_lowercase).collect()))
 }
 
 #[cfg(test)]

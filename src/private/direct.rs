@@ -36,8 +36,8 @@ use async_net::TcpStream;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use hkdf::Hkdf;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
+use super::handshake::same;
 use super::record::{self, Opener, Refusal, Sealer, DIRECT};
 use crate::turn::Role;
 use crate::wire::{self, within};
@@ -251,7 +251,7 @@ where
     let mut mine = [0u8; NONCE];
     getrandom::getrandom(&mut mine).map_err(|e| io::Error::other(e.to_string()))?;
     let said = match offer {
-        Some(offer) => format!("offer {} {:032x}", offer.seen, u128::from_be_bytes(mine)),
+        Some(offer) => format!("offer {} {}", offer.seen, wire::hex(&mine)),
         None => "offer".to_string(),
     };
     send(writer, seal, &said).await?;
@@ -388,7 +388,7 @@ pub async fn prove<S: AsyncRead + AsyncWrite + Unpin>(
     let mut heard = [0u8; HELLO.len() + NONCE];
     link.read_exact(&mut heard).await?;
     // Whoever answers here without the peer's nonce got the hello alone.
-    if !bool::from(heard.ct_eq(&hello(&proof.theirs))) {
+    if !same(&heard, &hello(&proof.theirs)) {
         return Err(not_proven());
     }
     let (me, them) = match proof.role {
@@ -405,7 +405,7 @@ pub async fn prove<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         link.read_exact(&mut heard_tag).await?;
     }
-    if !bool::from(heard_tag.ct_eq(&their_tag)) {
+    if !same(&heard_tag, &their_tag) {
         return Err(not_proven());
     }
     if proof.role == Role::Client {

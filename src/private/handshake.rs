@@ -32,7 +32,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures_lite::io::{AsyncRead, AsyncWrite};
 use hkdf::Hkdf;
 use sha2::Sha256;
 use spake2::{Ed25519Group, Identity, Password, Spake2};
@@ -40,7 +40,7 @@ use subtle::ConstantTimeEq;
 
 use super::record::{Opener, Sealer};
 use crate::wire::framer::{Frame, Framer};
-use crate::wire::within;
+use crate::wire::{self, hex, unhex, within};
 
 /// The protocol and its version, the first word of every handshake line.
 pub const VERSION: &str = "smolchat-private/2";
@@ -198,57 +198,24 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let (spake, a) = start_client(code);
-    let deadline = Instant::now() + step;
-    let (hello, awaited) = match with_hello {
-        true => (HELLO, Awaited::Answer),
-        false => ("", Awaited::Reply),
-    };
-    send(writer, &format!("{hello}{a}"), deadline, awaited).await?;
-    if with_hello {
-        answer(&mut lines, deadline).await?;
-    }
-    finish_client(spake, &mut lines, writer, step).await?.with(lines)
-}
-
-/// The client's SPAKE2 state and its line.
-fn start_client(code: &str) -> (Spake2<Ed25519Group>, String) {
     let (spake, a) = Spake2::<Ed25519Group>::start_a(
         &Password::new(code.as_bytes()),
         &Identity::new(ID_CLIENT),
         &Identity::new(ID_SERVER),
     );
-    (spake, format!("{VERSION} {}\n", hex(&a)))
-}
-
-/// Keys that still need the bytes read past the last line.
-struct Unfinished {
-    seal: Sealer,
-    open: Opener,
-    direct: [u8; 32],
-}
-
-impl Unfinished {
-    /// The secrets, with what `lines` read past the handshake.
-    fn with<R>(self, lines: Framer<R>) -> Result<Secrets, Failure> {
-        let (_, early) = lines.into_parts();
-        Ok(Secrets { seal: self.seal, open: self.open, early, direct: self.direct })
-    }
-}
-
-/// The client's reading of the server's reply, and its confirmation.
-async fn finish_client<R, W>(
-    spake: Spake2<Ed25519Group>,
-    lines: &mut Framer<R>,
-    writer: &mut W,
-    step: Duration,
-) -> Result<Unfinished, Failure>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
     let deadline = Instant::now() + step;
-    let line = read_line(lines, deadline, Awaited::Reply).await?.ok_or(Failure::Closed)?;
+    let (hello, awaited) = match with_hello {
+        true => (HELLO, Awaited::Answer),
+        false => ("", Awaited::Reply),
+    };
+    send(writer, &format!("{hello}{VERSION} {}\n", hex(&a)), deadline, awaited).await?;
+    if with_hello {
+        answer(&mut lines, deadline).await?;
+    }
+
+    // The server's reply, and this side's confirmation.
+    let deadline = Instant::now() + step;
+    let line = read_line(&mut lines, deadline, Awaited::Reply).await?.ok_or(Failure::Closed)?;
     let words: Vec<&str> = line.split(' ').collect();
     let (b, confirm) = match words[..] {
         [VERSION, b, confirm] => match (unhex(b), unhex(confirm)) {
@@ -266,11 +233,7 @@ where
     }
     let line = format!("{VERSION} ok {}\n", hex(&derived.client_confirm));
     send(writer, &line, deadline, Awaited::Reply).await?;
-    Ok(Unfinished {
-        seal: Sealer::new(&derived.client_to_server),
-        open: Opener::new(&derived.server_to_client),
-        direct: derived.direct,
-    })
+    Ok(derived.secrets(lines, &derived.client_to_server, &derived.server_to_client))
 }
 
 /// The server's first step: reads the client's first line by `deadline`.
@@ -370,12 +333,7 @@ where
     if !confirmed {
         return Err(Failure::WrongCode);
     }
-    Unfinished {
-        seal: Sealer::new(&derived.server_to_client),
-        open: Opener::new(&derived.client_to_server),
-        direct: derived.direct,
-    }
-    .with(lines)
+    Ok(derived.secrets(lines, &derived.server_to_client, &derived.client_to_server))
 }
 
 /// Tells a plain client what it met; the answer is always `NotPrivate`.
@@ -412,35 +370,19 @@ impl Derived {
             direct: expand("smolchat-private/2 direct"),
         }
     }
+
+    /// A side's keys: it seals with `seal`, opens with `open`, and keeps
+    /// what `lines` read past the handshake.
+    fn secrets<R>(&self, lines: Framer<R>, seal: &[u8; 32], open: &[u8; 32]) -> Secrets {
+        let (_, early) = lines.into_parts();
+        Secrets { seal: Sealer::new(seal), open: Opener::new(open), early, direct: self.direct }
+    }
 }
 
 /// Compares in constant time, so that timing shows nothing of where two
 /// confirmations differ.
 pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let text = text.as_bytes();
-    if text.is_empty() || text.len() % 2 != 0 {
-        return None;
-    }
-    text.chunks_exact(2).map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?)).collect()
 }
 
 /// Writes `line` by `deadline`; late is `Late(awaited)`, for the step the
@@ -451,11 +393,8 @@ async fn send<W: AsyncWrite + Unpin>(
     deadline: Instant,
     awaited: Awaited,
 ) -> Result<(), Failure> {
-    let sent = within(deadline, async {
-        writer.write_all(line.as_bytes()).await?;
-        writer.flush().await
-    });
-    sent.await.ok_or(Failure::Late(awaited))?.map_err(Failure::Io)
+    let sent = within(deadline, wire::send(writer, line.as_bytes())).await;
+    sent.ok_or(Failure::Late(awaited))?.map_err(Failure::Io)
 }
 
 /// Reads one line by `deadline`. `None` at the end of the stream;
@@ -478,15 +417,6 @@ async fn read_line<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_round_trips_and_refuses_junk() {
-        assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
-        assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
-        for bad in ["", "0", "0g", "AB", "0 "] {
-            assert_eq!(unhex(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn same_compares_whole_values() {

@@ -13,7 +13,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::io::{AsyncRead, AsyncWriteExt};
+use futures_lite::io::AsyncRead;
 
 use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Secrets};
@@ -24,7 +24,7 @@ use crate::wire::error::seconds_text;
 use crate::wire::framer::{Frame, Framer};
 use crate::wire::net::{self, DEFAULT_CONNECT_TIMEOUT};
 use crate::wire::relay::{self as protocol, Address, Key, Refusal, Reply, Request, Room};
-use crate::wire::{deadline, within};
+use crate::wire::{self, deadline, within};
 use async_net::TcpStream;
 
 /// How long a joiner has after `paired` to send the private hello, and
@@ -98,22 +98,25 @@ impl Link {
         let line = request.line();
         let mut writer = self.wire.clone();
         let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-        let sent =
-            within(by, async { writer.write_all(line.as_bytes()).await.and(writer.flush().await) });
-        match sent.await {
+        match within(by, wire::send(&mut writer, line.as_bytes())).await {
             Some(Ok(())) => Ok(()),
             Some(Err(error)) => Err(self.failed(error)),
             None => Err(self.failed(io::ErrorKind::TimedOut.into())),
         }
     }
 
+    /// Sends a request and reads the relay's answer, each within the time
+    /// the relay gives for a request.
+    async fn ask(&mut self, request: Request) -> Result<Reply, Error> {
+        self.request(request).await?;
+        self.reply(Some(Instant::now() + deadline(protocol::REQUEST_DEADLINE))).await
+    }
+
     /// The relay's next line, by `by` when there is one.
     async fn line(&mut self, by: Option<Instant>) -> Result<Reply, Silence> {
-        let next = match by {
-            Some(by) => within(by, self.lines.next()).await,
-            None => Some(self.lines.next().await),
-        };
-        match next {
+        // None: a year stands for no deadline, so that one wait serves both.
+        let by = by.unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 60 * 60));
+        match within(by, self.lines.next()).await {
             None => Err(Silence::Late),
             Some(Ok(Frame::Line)) => Ok(Reply::parse(self.lines.line())),
             Some(Ok(Frame::TooLong)) => {
@@ -251,12 +254,11 @@ pub async fn probe(relay: &Address, timeout: Duration, wait: Duration) -> Result
     }
 }
 
-/// A room the server holds for one code: the key it opens it with, the
-/// code's words, and its number once the relay gave one.
+/// A room the server holds for one code: the key it opens it with, and the
+/// code's words.
 struct Held {
     key: Key,
     words: String,
-    number: Option<Room>,
 }
 
 /// A new random key for a room (`wire::relay` writes it as hex).
@@ -339,7 +341,7 @@ impl Server {
         // the relay ends the pair and knows whom to blame.
         let mut abandoned: Option<TcpStream> = None;
         loop {
-            let mut held = match self.held.take() {
+            let held = match self.held.take() {
                 Some(held) => held,
                 None => {
                     let words = match &self.words {
@@ -347,12 +349,11 @@ impl Server {
                         None => code::generate_words()
                             .map_err(|error| Error { what: "cannot make a code".into(), error })?,
                     };
-                    Held { key: new_key()?, words, number: None }
+                    Held { key: new_key()?, words }
                 }
             };
             let (mut link, number) = self.open(held.key).await?;
             drop(abandoned.take());
-            held.number = Some(number);
             let code = format!("{number}-{}", held.words);
             self.announce(&code, &name, screen);
             self.held = Some(held);
@@ -425,9 +426,7 @@ impl Server {
     async fn open(&self, key: Key) -> Result<(Link, Room), Error> {
         let direct = goes_direct(self.relay_only);
         let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, direct).await?;
-        link.request(Request::Open { key: Some(key), direct }).await?;
-        let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-        match link.reply(Some(by)).await? {
+        match link.ask(Request::Open { key: Some(key), direct }).await? {
             Reply::Room(room) => Ok((link, room)),
             other => Err(link.unexpected(&other, "room N")),
         }
@@ -461,9 +460,7 @@ impl Server {
         let Some(held) = self.held.take() else { return };
         let closing = async {
             let mut link = reach(&self.relay, DEFAULT_CONNECT_TIMEOUT, false).await?;
-            link.request(Request::Close { key: held.key }).await?;
-            let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-            link.reply(Some(by)).await
+            link.ask(Request::Close { key: held.key }).await
         };
         // Best effort: a relay that cannot be reached now fails the next
         // open, which says so; one that did not close the room lets it go
@@ -517,9 +514,7 @@ pub async fn join<S: Screen>(
     loop {
         let direct = goes_direct(relay_only);
         let mut link = reach(relay, timeout, direct).await?;
-        link.request(Request::Join { room, direct }).await?;
-        let by = Instant::now() + deadline(protocol::REQUEST_DEADLINE);
-        match link.reply(Some(by)).await? {
+        match link.ask(Request::Join { room, direct }).await? {
             Reply::Paired => {
                 link.paired().await?;
                 let (wire, held, offer) = link.into_parts();

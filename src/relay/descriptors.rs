@@ -72,19 +72,11 @@ pub fn raised(soft: Option<u64>, hard: Option<u64>, need: u64) -> Option<u64> {
 pub fn raise(chats: usize) -> Budget {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let now = getrlimit(Resource::Nofile);
-    let soft = match raised(now.current, now.maximum, need(chats)) {
-        Some(raised) => {
-            match setrlimit(
-                Resource::Nofile,
-                Rlimit { current: Some(raised), maximum: now.maximum },
-            ) {
-                Ok(()) => Some(raised),
-                Err(_) => now.current,
-            }
-        }
-        None => now.current,
-    };
-    budget(chats, soft)
+    let set =
+        |soft| setrlimit(Resource::Nofile, Rlimit { current: Some(soft), maximum: now.maximum });
+    // Raised when it could be; else as it was.
+    let soft = raised(now.current, now.maximum, need(chats)).filter(|&soft| set(soft).is_ok());
+    budget(chats, soft.or(now.current))
 }
 
 /// Windows has no small limit on sockets.

@@ -27,7 +27,6 @@ use crate::wire::within;
 /// ticket number, which only grows, so they stay sorted (a map would cost
 /// some kilobytes of binary for no gain; connections mostly leave near the
 /// front).
-#[derive(Debug)]
 pub struct Lobby {
     speaking: VecDeque<(u64, Rc<Flag>)>,
     lingering: VecDeque<(u64, Rc<Flag>)>,
@@ -36,7 +35,6 @@ pub struct Lobby {
 }
 
 /// A place in the lobby; its flag is raised when it is taken away.
-#[derive(Debug)]
 pub struct Ticket {
     id: u64,
     lingering: bool,
@@ -120,12 +118,6 @@ impl Lobby {
 pub struct Flag {
     raised: Cell<bool>,
     waker: Cell<Option<Waker>>,
-}
-
-impl std::fmt::Debug for Flag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flag").field("raised", &self.raised.get()).finish()
-    }
 }
 
 impl Flag {

@@ -8,8 +8,10 @@
 //! Also the ends each address holds: a room's server (waiting or held) and
 //! a pair's joiner are one end each, at most [`ENDS_PER_ADDRESS`] for one
 //! address and [`ENDS_PER_SITE`] for one IPv6 site (/48), so that one
-//! address cannot fill the relay, not even with pairs of its own. Pure bookkeeping: the tasks that hold the rooms' connections
-//! ask here what became of their room, by its number and their turn in it.
+//! address cannot fill the relay, not even with pairs of its own.
+//!
+//! Pure bookkeeping: the tasks that hold the rooms' connections ask here
+//! what became of their room, by its number and their turn in it.
 
 use std::collections::HashMap;
 use std::task::{Context, Poll, Waker};

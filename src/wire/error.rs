@@ -36,13 +36,24 @@ pub fn describe(error: &io::Error) -> String {
     // information: Name or service not known", and OS messages without a
     // kind: keep the reason, lowercased, without its number.
     let text = error.to_string();
-    let text = text.rsplit(": ").next().unwrap_or(&text);
-    let text = text.split(" (os error").next().unwrap_or(text).trim_end_matches(['.', '\r', '\n']);
+    let text = split_once(&text, ": ", true).map_or(&text[..], |(_, why)| why);
+    let text = split_once(text, " (os error", false).map_or(text, |(why, _)| why);
+    let text = text.trim_end_matches(['.', '\r', '\n']);
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => "unknown error".to_string(),
     }
+}
+
+/// `text` split around the first (or the `last`) `pattern`, an ASCII one.
+/// For the few fixed patterns of error texts: std's substring search
+/// weighs 2 KB of binary.
+pub fn split_once<'a>(text: &'a str, pattern: &str, last: bool) -> Option<(&'a str, &'a str)> {
+    let mut windows = text.as_bytes().windows(pattern.len());
+    let found = |window: &[u8]| window == pattern.as_bytes();
+    let at = if last { windows.rposition(found) } else { windows.position(found) }?;
+    Some((&text[..at], &text[at + pattern.len()..]))
 }
 
 /// Whether a write failed because nothing reads the other end any more: a

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_net::{TcpListener, TcpStream};
 use futures_lite::io::AsyncReadExt;
+use smol::Async;
 
 use crate::wire::error::{describe, Error};
 use crate::wire::{within, HangUp};
@@ -88,13 +89,50 @@ pub fn check_descriptors(_count: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Binds a listening socket on `ip:port`.
+/// How many connections may wait for a chat server to accept them: std's
+/// own number.
+const BACKLOG: i32 = 128;
+
+/// Binds a chat server's listening socket on `ip:port`.
 pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, Error> {
+    let hint = "try another port, or 0 for any free one";
+    match listen(ip, port, BACKLOG) {
+        Ok(listener) => Ok(listener.into()),
+        Err(e) => Err(Error { error: hinted(e.error, io::ErrorKind::AddrInUse, hint), ..e }),
+    }
+}
+
+/// Listens on `ip:port`, `backlog` connections deep, with address reuse as
+/// std sets it.
+pub fn listen(ip: IpAddr, port: u16, backlog: i32) -> Result<Async<std::net::TcpListener>, Error> {
     let addr = SocketAddr::new(ip, port);
-    TcpListener::bind(addr).await.map_err(|error| Error {
-        what: format!("cannot listen on {addr}"),
-        error: hinted(error, io::ErrorKind::AddrInUse, "try another port, or 0 for any free one"),
-    })
+    listening_socket(addr, backlog)
+        .and_then(Async::new)
+        .map_err(|error| Error { what: format!("cannot listen on {addr}"), error })
+}
+
+/// std's listener with a backlog of our choosing: what it does, in rustix.
+#[cfg(unix)]
+fn listening_socket(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    use rustix::net::{self, sockopt, AddressFamily, SocketType};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    // Close-on-exec apart from socket(2): Apple's has no SOCK_CLOEXEC.
+    let fd = net::socket(family, SocketType::STREAM, None)?;
+    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+    // As std's listener does there: a write to a closed peer is an error,
+    // never a signal.
+    #[cfg(target_vendor = "apple")]
+    sockopt::set_socket_nosigpipe(&fd, true)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    net::bind(&fd, &addr)?;
+    net::listen(&fd, backlog)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// Elsewhere std's own listener.
+#[cfg(not(unix))]
+fn listening_socket(addr: SocketAddr, _backlog: i32) -> io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr)
 }
 
 /// `error` with the next step after its words when it is of `kind`, as in
@@ -172,14 +210,17 @@ pub async fn connect_from(
     })
 }
 
-/// One connect to `addr`, from a shared port when asked and possible.
+/// One connect to `addr`, from a shared port when asked and possible: on
+/// Unix both kinds are `shared_port`'s, elsewhere async-net's.
+#[cfg_attr(not(unix), allow(unused_variables))]
 async fn dial(addr: SocketAddr, shared: bool) -> io::Result<TcpStream> {
     #[cfg(unix)]
-    if shared {
-        return shared_port::connect(None, addr).await;
-    }
-    let _ = shared;
-    TcpStream::connect(addr).await
+    return match shared {
+        true => shared_port::connect(None, addr).await,
+        false => shared_port::connect_plain(addr).await,
+    };
+    #[cfg(not(unix))]
+    return TcpStream::connect(addr).await;
 }
 
 /// Readies a connected stream for a chat: small messages go out at once

@@ -25,6 +25,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::error::seconds_text;
+use super::{hex, unhex};
 
 /// The protocol name and version every request starts with.
 pub const VERSION: &str = "smolchat-relay/1";
@@ -126,14 +127,6 @@ impl Request {
         };
         Ok(request)
     }
-
-    /// Whether this side asked for its `seen` address.
-    pub fn direct(&self) -> bool {
-        match *self {
-            Request::Open { direct, .. } | Request::Join { direct, .. } => direct,
-            Request::Hello | Request::Close { .. } => false,
-        }
-    }
 }
 
 /// A room number as written: decimal digits, no sign, no leading zero,
@@ -150,34 +143,7 @@ fn room(text: &str) -> Result<Room, Refusal> {
 
 /// A key as written: 32 lowercase hex digits.
 fn key(text: &str) -> Result<Key, Refusal> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let text = text.as_bytes();
-    if text.len() != 32 {
-        return Err(Refusal::NotARequest);
-    }
-    let mut key = [0u8; 16];
-    for (byte, pair) in key.iter_mut().zip(text.chunks_exact(2)) {
-        *byte = match (digit(pair[0]), digit(pair[1])) {
-            (Some(hi), Some(lo)) => hi << 4 | lo,
-            _ => return Err(Refusal::NotARequest),
-        };
-    }
-    Ok(key)
-}
-
-/// A key written as 32 lowercase hex digits.
-fn hex(key: &Key) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    for &b in key {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
+    unhex(text).and_then(|key| Key::try_from(key).ok()).ok_or(Refusal::NotARequest)
 }
 
 /// Why the relay turns a connection away, or ends a room: each is one fixed
@@ -344,19 +310,6 @@ pub fn seen(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
-/// Where the first line ends in `buf`: `Ok(Some(i))` when `buf[i]` is its
-/// `\n`, `Ok(None)` when more bytes are needed, `Err` when [`MAX_LINE`]
-/// bytes hold no `\n`. For reading a relay's replies one line at a time
-/// without reading past them, and the relay's requests.
-pub fn line_end(buf: &[u8]) -> Result<Option<usize>, Refusal> {
-    let window = &buf[..buf.len().min(MAX_LINE)];
-    match window.iter().position(|&b| b == b'\n') {
-        Some(i) => Ok(Some(i)),
-        None if buf.len() >= MAX_LINE => Err(Refusal::TooLong),
-        None => Ok(None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,8 +344,6 @@ mod tests {
         }
         let open = Request::Open { key: None, direct: false };
         assert_eq!(Request::parse(b"smolchat-relay/1 open\r"), Ok(open));
-        assert!(Request::Join { room: 1, direct: true }.direct());
-        assert!(!Request::Hello.direct());
     }
 
     #[test]
@@ -502,20 +453,5 @@ mod tests {
         assert_eq!(Reply::Seen(mapped).line(), "seen 192.0.2.7:4000\n");
         let v6: SocketAddr = "[2001:db8::7]:4000".parse().unwrap();
         assert_eq!(seen(v6), v6);
-    }
-
-    #[test]
-    fn a_line_ends_at_its_newline_within_the_limit() {
-        assert_eq!(line_end(b"room 1\npaired\n"), Ok(Some(6)));
-        assert_eq!(line_end(b"room"), Ok(None));
-        assert_eq!(line_end(b""), Ok(None));
-        let mut just = vec![b'x'; MAX_LINE - 1];
-        just.push(b'\n');
-        assert_eq!(line_end(&just), Ok(Some(MAX_LINE - 1)));
-        assert_eq!(line_end(&vec![b'x'; MAX_LINE - 1]), Ok(None));
-        assert_eq!(line_end(&vec![b'x'; MAX_LINE]), Err(Refusal::TooLong));
-        let mut over = vec![b'x'; MAX_LINE];
-        over.push(b'\n');
-        assert_eq!(line_end(&over), Err(Refusal::TooLong));
     }
 }

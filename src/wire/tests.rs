@@ -1,4 +1,4 @@
-//! `within`: work done in time is kept, late work is dropped.
+//! `within`: work done in time is kept, late work is dropped; hex both ways.
 
 use super::*;
 use std::time::Duration;
@@ -18,4 +18,13 @@ fn work_done_in_time_is_kept_and_late_work_is_dropped() {
         // Ready at once wins even past the deadline.
         assert_eq!(within(past, async { 9 }).await, Some(9));
     });
+}
+
+#[test]
+fn hex_round_trips_and_refuses_junk() {
+    assert_eq!(hex(&[0, 0xab, 0xff]), "00abff");
+    assert_eq!(unhex("00abff"), Some(vec![0, 0xab, 0xff]));
+    for bad in ["", "0", "0g", "AB", "0 "] {
+        assert_eq!(unhex(bad), None, "{bad:?}");
+    }
 }
