@@ -204,6 +204,7 @@ struct Edited<K> {
 }
 
 /// What plain input is read for while the keyboard waits for the person.
+#[derive(Clone, Copy)]
 enum Plain {
     /// Nothing: a script's lines are answers, each waits for its turn.
     Unread,
@@ -384,31 +385,34 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
     /// input with no line left, or the person left): then `None`. A
     /// keyboard that fails is no end; its error comes at the next read.
     pub async fn unless_ended<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
-        self.unless(true, work).await
+        future::or(async { Some(work.await) }, async {
+            self.gone(Plain::End).await;
+            None
+        })
+        .await
     }
 
     /// `work`, unless the person leaves first (`EXIT`, Ctrl-D at a terminal,
     /// Ctrl-C, a signal; a script's lines are not read): then `None`.
     pub async fn unless_left<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
-        self.unless(false, work).await
-    }
-
-    async fn unless<T>(&mut self, end: bool, work: impl Future<Output = T>) -> Option<T> {
-        let gone = async {
-            while self.leaving().is_none() {
-                let plain = if end { Plain::End } else { Plain::Unread };
-                match self.act(plain).await {
-                    Ok(Some(_)) => break,
-                    Ok(None) => {}
-                    Err(_) => future::pending().await,
-                }
-            }
-        };
         future::or(async { Some(work.await) }, async {
-            gone.await;
+            self.gone(Plain::Unread).await;
             None
         })
         .await
+    }
+
+    /// Returns once the person leaves, or what `plain` reads for comes;
+    /// never when the keyboard fails. Not generic, so that it is compiled
+    /// once for every `work` above.
+    async fn gone(&mut self, plain: Plain) {
+        while self.leaving().is_none() {
+            match self.act(plain).await {
+                Ok(Some(_)) => break,
+                Ok(None) => {}
+                Err(_) => future::pending().await,
+            }
+        }
     }
 
     /// Takes in what was typed so far without waiting, so that it counts as
