@@ -81,7 +81,7 @@ where
 {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
-        return serve_relayed(config, relay, keys, screen).await;
+        return boxed(serve_relayed(config, relay, keys, screen)).await;
     }
     // Bind and say where, with the real port.
     let listener = net::bind(config.bind, config.port).await?;
@@ -143,7 +143,7 @@ where
             Some(private) => {
                 // Meanwhile others are told that this server is busy.
                 let work = chat_privately(&stream, addr, private, config, keys, screen);
-                match future::or(work, turn_away_all(&listener, &config.admission)).await? {
+                match boxed(future::or(work, turn_away_all(&listener, &config.admission))).await? {
                     Private::Chat(outcome) => outcome,
                     Private::Ended => return Ok(()),
                     Private::Refused => {
@@ -342,7 +342,7 @@ where
 {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
-        return client_relayed(config, relay, keys, screen).await;
+        return boxed(client_relayed(config, relay, keys, screen)).await;
     }
     // Resolve, then try each address in turn; a person at a terminal may
     // give up meanwhile (EXIT, Ctrl-D).
@@ -361,7 +361,7 @@ where
     let settings = Settings { idle_timeout: config.idle_timeout };
     #[cfg(feature = "private")]
     if config.private {
-        return client_privately(config, &wire, peer, keys, screen).await;
+        return boxed(client_privately(config, &wire, peer, keys, screen)).await;
     }
     screen.status(&format!("connected to {peer}"));
     let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
@@ -504,6 +504,15 @@ where
         Session { peer: &mut peer, to_peer, keyboard: keys }.run(role, settings, screen).await;
     net::close(wire).await;
     outcome
+}
+
+/// A rarely taken path's future on the heap, so that the common path's
+/// state, and the stack frames that hold it, stay small.
+#[cfg(feature = "private")]
+fn boxed<'a, T>(
+    work: impl std::future::Future<Output = T> + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>> {
+    Box::pin(work)
 }
 
 /// Why lines still waiting when a session ended were not sent.
