@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use futures_lite::io::AsyncRead;
 
 use crate::terminal::keyboard::Keyboard;
-use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
+use crate::turn::Screen;
 use crate::wire::error::Error;
 use crate::wire::framer::Framer;
 use crate::wire::net;
-use crate::wire::{deadline, error::seconds_text, within};
+use crate::wire::{deadline, error::seconds_text};
 use async_net::TcpStream;
 use handshake::{Awaited, Secrets};
-use record::{RecordReader, RecordWriter};
 
 /// Where either side may find the code instead of making or asking for one.
 pub const CODE_VARIABLE: &str = "SMOLCHAT_CODE";
@@ -363,37 +362,6 @@ pub async fn handshake_client(
         _ => "the server does not speak smolchat-private/2".into(),
     };
     Err(Error { what: format!("private chat with {peer}"), error: io::Error::other(why) })
-}
-
-/// One private session over a connection whose handshake is done, closed
-/// with a close record when it ends without a failure: also when the
-/// person leaves by Ctrl-C or a signal, so that the peer reads that they
-/// left.
-pub async fn talk<K, S>(
-    wire: &TcpStream,
-    secrets: Secrets,
-    role: Role,
-    settings: Settings,
-    max_line: usize,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Ending, Failure>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
-    let reader = RecordReader::new(wire.clone(), secrets.open, max_line, &secrets.early);
-    let mut peer = Framer::new(Box::new(reader) as Box<dyn PeerStream>, max_line);
-    let mut to_peer = RecordWriter::new(wire.clone(), secrets.seal);
-    let outcome = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard }
-        .run(role, settings, screen)
-        .await;
-    if outcome.is_ok() {
-        // The peer may be gone or not reading: the close is best effort.
-        within(Instant::now() + net::LINGER, to_peer.close_record()).await;
-    }
-    net::close(wire).await;
-    outcome
 }
 
 #[cfg(test)]

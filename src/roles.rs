@@ -1,23 +1,24 @@
 //! The server and client roles: a connection's life around the turn loop,
 //! with the real socket, keyboard and screen.
 
+use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use async_net::TcpStream;
 #[cfg(feature = "private")]
 use futures_lite::future;
-use futures_lite::io::AsyncRead;
+use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use crate::allow::Admission;
 #[cfg(feature = "private")]
-use crate::private::direct::Offer;
+use crate::private::{direct::Offer, handshake::Secrets};
 use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::{self, Error};
 use crate::wire::framer::Framer;
 use crate::wire::net;
 use crate::wire::relay::Address;
-use async_net::TcpStream;
 
 /// Settings of `smolchat server`.
 #[derive(Debug, PartialEq)]
@@ -67,6 +68,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long the same accept error stays unsaid after it was said once.
 const ACCEPT_ERROR_QUIET: Duration = Duration::from_secs(5);
+
+/// A private chat's keys; a build without private chats has none.
+#[cfg(not(feature = "private"))]
+enum Secrets {}
 
 /// Serves one client at a time, in the order they arrive, until the
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
@@ -167,7 +172,7 @@ where
         };
         #[cfg(not(feature = "private"))]
         let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
-        if !served(outcome, &addr.to_string(), keys, screen)? {
+        if !goes_on(ended(outcome, &addr.to_string(), true, keys, screen)?) {
             return Ok(());
         }
     }
@@ -217,7 +222,7 @@ where
     screen.status(&format!("{addr}: the code matched: this chat is private"));
     let (role, max_line) = (Role::Server, config.max_line);
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
+    let outcome = chat(wire, Some(secrets), role, settings, max_line, keys, screen).await;
     Ok(Private::Chat(outcome))
 }
 
@@ -273,42 +278,17 @@ where
         let max_line = config.max_line;
         let met = (wire, secrets, offer);
         let outcome = talk_relayed(met, Role::Server, settings, max_line, keys, screen).await;
-        if !served(outcome, "the client", keys, screen)? {
+        if !goes_on(ended(outcome, "the client", true, keys, screen)?) {
             break;
         }
     }
     Ok(())
 }
 
-/// Reports how a served chat with `peer` ended: whether to serve the next
-/// (unless no answer can be given any more); then says what was typed for
-/// this client and never sent.
-fn served<K, S: Screen>(
-    outcome: Result<Ending, Failure>,
-    peer: &str,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<bool, Error> {
-    let why = unsent_because(&outcome);
-    let go_on = match outcome {
-        Ok(Ending::PeerLeft) => {
-            screen.status(&format!("{peer} left"));
-            Ok(true)
-        }
-        // The program ends at once, as before it caught the signal.
-        Ok(Ending::Signal(_)) => Ok(false),
-        Ok(ending) => {
-            screen.status(&format!("closed the connection to {peer}"));
-            Ok(ending == Ending::Exit)
-        }
-        Err(Failure::Peer(e)) => {
-            screen.status(&format!("error: connection with {peer}: {}", error::describe(&e)));
-            Ok(true)
-        }
-        Err(failure) => Err(local_failure(failure)),
-    };
-    keys.end_session(why);
-    go_on
+/// Whether the server serves the next client after a chat that ended so:
+/// not once no answer can be given any more.
+fn goes_on(ended: Result<Ending, io::Error>) -> bool {
+    matches!(ended, Ok(Ending::PeerLeft | Ending::Exit) | Err(_))
 }
 
 /// Connects and chats until the session ends; a network failure is an `Err`.
@@ -357,47 +337,50 @@ where
         None => return Ok(()),
     };
     let peer = wire.peer_addr().unwrap_or(first);
-    let what = || format!("connection to {peer}");
+    let name = peer.to_string();
+    let secrets = match config.private {
+        #[cfg(feature = "private")]
+        true => match boxed(handshake_client(config, &wire, &name, keys, screen)).await? {
+            Some(secrets) => Some(secrets),
+            None => return Ok(()),
+        },
+        _ => {
+            screen.status(&format!("connected to {name}"));
+            None
+        }
+    };
     let settings = Settings { idle_timeout: config.idle_timeout };
-    #[cfg(feature = "private")]
-    if config.private {
-        return boxed(client_privately(config, &wire, peer, keys, screen)).await;
-    }
-    screen.status(&format!("connected to {peer}"));
-    let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
-    ended(outcome, &peer.to_string(), what(), keys, screen)
+    let outcome = chat(&wire, secrets, Role::Client, settings, config.max_line, keys, screen).await;
+    let ended = ended(outcome, &name, false, keys, screen)?;
+    ended.map(drop).map_err(|error| Error { what: format!("connection to {name}"), error })
 }
 
-/// A private chat on a connection to `peer`: the hello first, so that a
-/// wrong kind of server is said before anything is typed; then the code,
-/// the rest of the handshake, and the chat.
+/// The private handshake with the server `name`: the hello first, so that
+/// a wrong kind of server is said before anything is typed; then the code,
+/// and the rest. `None` when the person left meanwhile.
 #[cfg(feature = "private")]
-async fn client_privately<K, S>(
+async fn handshake_client<K, S>(
     config: &ClientConfig,
     wire: &TcpStream,
-    peer: std::net::SocketAddr,
+    name: &str,
     keys: &mut Keyboard<K>,
     screen: &mut S,
-) -> Result<(), Error>
+) -> Result<Option<Secrets>, Error>
 where
     K: AsyncRead + Unpin,
     S: Screen,
 {
-    let name = peer.to_string();
-    let greeting = crate::private::hello(wire, &name, config.connect_timeout);
+    let greeting = crate::private::hello(wire, name, config.connect_timeout);
     let lines = match keys.unless_left(greeting).await {
         Some(lines) => lines?,
-        None => return Ok(()),
+        None => return Ok(None),
     };
-    screen.status(&format!("connected to {peer}"));
+    screen.status(&format!("connected to {name}"));
     // The server waits a minute for the code: asked only now.
     let code = crate::private::client_code(keys, screen).await?;
-    let secrets = crate::private::handshake_client(lines, wire, &code, &name, false).await?;
+    let secrets = crate::private::handshake_client(lines, wire, &code, name, false).await?;
     screen.status("the code matched: this chat is private");
-    let settings = Settings { idle_timeout: config.idle_timeout };
-    let (role, max_line) = (Role::Client, config.max_line);
-    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
-    ended(outcome, &name, format!("connection to {peer}"), keys, screen)
+    Ok(Some(secrets))
 }
 
 /// Joins the server's room at a relay, by its code, and chats: the relay is
@@ -437,7 +420,9 @@ where
     let max_line = config.max_line;
     let met = (wire, secrets, offer);
     let outcome = talk_relayed(met, Role::Client, settings, max_line, keys, screen).await;
-    ended(outcome, "the server", what, keys, screen)
+    ended(outcome, "the server", false, keys, screen)?
+        .map(drop)
+        .map_err(|error| Error { what, error })
 }
 
 /// A chat met through a relay: settled on a direct link or the relay's,
@@ -457,33 +442,48 @@ where
 {
     match crate::private::meet::settle(wire, secrets, offer, role, screen).await {
         Ok((wire, secrets)) => {
-            crate::private::talk(&wire, secrets, role, settings, max_line, keys, screen).await
+            chat(&wire, Some(secrets), role, settings, max_line, keys, screen).await
         }
         Err(e) => Err(Failure::Peer(e)),
     }
 }
 
-/// How a client's chat with `peer` ended, as an outcome of the program;
-/// `what` names the connection in an error.
+/// Says how a chat with `peer` ended: that the peer left, and at a server
+/// also that it closed the connection or that it failed; then what was
+/// typed for the chat and never sent. The ending, or the peer's failure,
+/// for the caller to weigh; `Err` when the keyboard or the screen failed,
+/// which ends the program.
 fn ended<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
-    what: String,
+    server: bool,
     keys: &mut Keyboard<K>,
     screen: &mut S,
-) -> Result<(), Error> {
-    if let Ok(Ending::PeerLeft) = outcome {
-        screen.status(&format!("{peer} left"));
+) -> Result<Result<Ending, io::Error>, Error> {
+    match &outcome {
+        Ok(Ending::PeerLeft) => screen.status(&format!("{peer} left")),
+        // The program ends at once, as before it caught the signal.
+        Ok(Ending::Signal(_)) => {}
+        Ok(_) if server => screen.status(&format!("closed the connection to {peer}")),
+        Err(Failure::Peer(e)) if server => {
+            screen.status(&format!("error: connection with {peer}: {}", error::describe(e)))
+        }
+        _ => {}
     }
-    keys.end_session(unsent_because(&outcome));
+    keys.end_session(match outcome {
+        Ok(Ending::PeerLeft) => "the peer left",
+        Ok(_) => "the connection was closed",
+        Err(_) => "the connection failed",
+    });
     match outcome {
-        Ok(_) => Ok(()),
-        Err(Failure::Peer(error)) => Err(Error { what, error }),
+        Ok(ending) => Ok(Ok(ending)),
+        Err(Failure::Peer(e)) => Ok(Err(e)),
         Err(failure) => Err(local_failure(failure)),
     }
 }
 
-/// One session over a connected socket, closed cleanly whatever its ending.
+/// One plain session over a connected socket, closed cleanly whatever its
+/// ending.
 pub async fn talk<K, S>(
     wire: &TcpStream,
     role: Role,
@@ -496,12 +496,50 @@ where
     K: AsyncRead + Unpin,
     S: Screen,
 {
-    // Behind `dyn`, as in private chats: one copy of the turn loop
+    chat(wire, None, role, settings, max_line, keys, screen).await
+}
+
+/// One session over a connected socket, plain or sealed with `secrets`,
+/// closed cleanly whatever its ending: a private one that ends without a
+/// failure (also by Ctrl-C or a signal) with its close record, so that the
+/// peer reads that this side left.
+async fn chat<K, S>(
+    wire: &TcpStream,
+    secrets: Option<Secrets>,
+    role: Role,
+    settings: Settings,
+    max_line: usize,
+    keys: &mut Keyboard<K>,
+    screen: &mut S,
+) -> Result<Ending, Failure>
+where
+    K: AsyncRead + Unpin,
+    S: Screen,
+{
+    // The peer's stream behind `dyn`: one copy of the turn loop for both
     // (docs/footprint.md).
-    let mut peer = Framer::new(Box::new(wire.clone()) as Box<dyn PeerStream>, max_line);
-    let to_peer = &mut wire.clone();
+    let mut plain = wire.clone();
+    #[cfg(feature = "private")]
+    let mut sealed = None;
+    let (reader, to_peer): (Box<dyn PeerStream>, &mut (dyn AsyncWrite + Unpin)) = match secrets {
+        None => (Box::new(wire.clone()), &mut plain),
+        #[cfg(feature = "private")]
+        Some(secrets) => {
+            use crate::private::record::{RecordReader, RecordWriter};
+            let reader = RecordReader::new(wire.clone(), secrets.open, max_line, &secrets.early);
+            (Box::new(reader), sealed.insert(RecordWriter::new(wire.clone(), secrets.seal)))
+        }
+        #[cfg(not(feature = "private"))]
+        Some(never) => match never {},
+    };
+    let mut peer = Framer::new(reader, max_line);
     let outcome =
         Session { peer: &mut peer, to_peer, keyboard: keys }.run(role, settings, screen).await;
+    #[cfg(feature = "private")]
+    if let (Ok(_), Some(sealed)) = (&outcome, &mut sealed) {
+        // The peer may be gone or not reading: the close is best effort.
+        crate::wire::within(Instant::now() + net::LINGER, sealed.close_record()).await;
+    }
     net::close(wire).await;
     outcome
 }
@@ -513,15 +551,6 @@ fn boxed<'a, T>(
     work: impl std::future::Future<Output = T> + 'a,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>> {
     Box::pin(work)
-}
-
-/// Why lines still waiting when a session ended were not sent.
-fn unsent_because(outcome: &Result<Ending, Failure>) -> &'static str {
-    match outcome {
-        Ok(Ending::PeerLeft) => "the peer left",
-        Ok(_) => "the connection was closed",
-        Err(_) => "the connection failed",
-    }
 }
 
 /// A failure of the keyboard or the screen, which ends the program.
