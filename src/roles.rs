@@ -77,7 +77,7 @@ enum Secrets {}
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
 pub async fn serve<K, S>(
     config: &ServerConfig,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -86,7 +86,7 @@ where
 {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
-        return boxed(serve_relayed(config, relay, keys, screen)).await;
+        return boxed(serve_relayed(config, relay, keyboard, screen)).await;
     }
     // Bind and say where, with the real port.
     let listener = net::bind(config.bind, config.port).await?;
@@ -111,7 +111,7 @@ where
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, or the user leaves at a terminal, no
         // answer can ever be given: stop.
-        let accepted = keys.unless_ended(net::accept(&listener)).await;
+        let accepted = keyboard.unless_ended(net::accept(&listener)).await;
         let (stream, addr) = match accepted {
             None => return Ok(()),
             Some(Ok(client)) => client,
@@ -125,7 +125,7 @@ where
                     said = Some((text, Instant::now()));
                 }
                 // The keyboard's end is still watched while the server waits.
-                if keys.unless_ended(smol::Timer::after(ACCEPT_BACKOFF)).await.is_none() {
+                if keyboard.unless_ended(smol::Timer::after(ACCEPT_BACKOFF)).await.is_none() {
                     return Ok(());
                 }
                 continue;
@@ -139,40 +139,41 @@ where
             continue;
         }
         // What was typed before this line is shown is not for this client.
-        keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
+        keyboard.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
         screen.status(&format!("{addr} connected"));
-        keys.begin_session();
+        keyboard.begin_session();
         waiting = true;
         #[cfg(feature = "private")]
         let outcome = match &mut private {
             Some(private) => {
                 // Meanwhile others are told that this server is busy.
-                let work = chat_privately(&stream, addr, private, config, keys, screen);
+                let work = chat_privately(&stream, addr, private, config, keyboard, screen);
                 match boxed(future::or(work, turn_away_all(&listener, &config.admission))).await? {
                     Private::Chat(outcome) => outcome,
                     Private::Ended => return Ok(()),
                     Private::Refused => {
-                        keys.end_session("the client was turned away");
+                        keyboard.end_session("the client was turned away");
                         continue;
                     }
                     Private::Guessed => {
-                        keys.end_session("the code did not match");
+                        keyboard.end_session("the code did not match");
                         // One guess per second at most, whoever asks: the
                         // next waits in the listen queue meanwhile.
                         let pause = crate::private::WRONG_CODE_PAUSE;
                         let pause = smol::Timer::after(crate::wire::deadline(pause));
-                        if keys.unless_ended(pause).await.is_none() {
+                        if keyboard.unless_ended(pause).await.is_none() {
                             return Ok(());
                         }
                         continue;
                     }
                 }
             }
-            None => talk(&stream, Role::Server, settings, config.max_line, keys, screen).await,
+            None => talk(&stream, Role::Server, settings, config.max_line, keyboard, screen).await,
         };
         #[cfg(not(feature = "private"))]
-        let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
-        if !goes_on(ended(outcome, &addr.to_string(), true, keys, screen)?) {
+        let outcome =
+            talk(&stream, Role::Server, settings, config.max_line, keyboard, screen).await;
+        if !goes_on(ended(outcome, &addr.to_string(), true, keyboard, screen)?) {
             return Ok(());
         }
     }
@@ -201,7 +202,7 @@ async fn chat_privately<K, S>(
     addr: std::net::SocketAddr,
     private: &mut crate::private::Server,
     config: &ServerConfig,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Private, Error>
 where
@@ -209,7 +210,7 @@ where
     S: Screen,
 {
     use crate::private::Admission;
-    let secrets = match keys.unless_ended(private.handshake(wire)).await {
+    let secrets = match keyboard.unless_ended(private.handshake(wire)).await {
         None => return Ok(Private::Ended),
         Some(Ok(secrets)) => secrets,
         Some(Err(failure)) => {
@@ -222,7 +223,7 @@ where
     screen.status(&format!("{addr}: the code matched: this chat is private"));
     let (role, max_line) = (Role::Server, config.max_line);
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let outcome = chat(wire, Some(secrets), role, settings, max_line, keys, screen).await;
+    let outcome = chat(wire, Some(secrets), role, settings, max_line, keyboard, screen).await;
     Ok(Private::Chat(outcome))
 }
 
@@ -264,7 +265,7 @@ async fn turn_away_each<T>(listener: &async_net::TcpListener, admission: &Admiss
 async fn serve_relayed<K, S>(
     config: &ServerConfig,
     relay: &Address,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -274,11 +275,11 @@ where
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     let mut meeting = meet::Server::new(relay, config.relay_only)?;
-    while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
+    while let Some((wire, secrets, offer)) = meeting.next(keyboard, screen).await? {
         let max_line = config.max_line;
         let met = (wire, secrets, offer);
-        let outcome = talk_relayed(met, Role::Server, settings, max_line, keys, screen).await;
-        if !goes_on(ended(outcome, "the client", true, keys, screen)?) {
+        let outcome = talk_relayed(met, Role::Server, settings, max_line, keyboard, screen).await;
+        if !goes_on(ended(outcome, "the client", true, keyboard, screen)?) {
             break;
         }
     }
@@ -294,7 +295,7 @@ fn goes_on(ended: Result<Ending, io::Error>) -> bool {
 /// Connects and chats until the session ends; a network failure is an `Err`.
 pub async fn client<K, S>(
     config: &ClientConfig,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -303,17 +304,17 @@ where
 {
     // A client has only the connection it is making: a line typed from now
     // on, while it connects or the code is checked, is its first line.
-    keys.begin_session();
-    let outcome = connect(config, keys, screen).await;
+    keyboard.begin_session();
+    let outcome = connect(config, keyboard, screen).await;
     // What is left was typed for a chat that never began: said, not lost.
-    keys.end_session("the chat never began");
+    keyboard.end_session("the chat never began");
     outcome
 }
 
 /// The client's connection, of whichever kind, and its chat.
 async fn connect<K, S>(
     config: &ClientConfig,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -322,7 +323,7 @@ where
 {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
-        return boxed(client_relayed(config, relay, keys, screen)).await;
+        return boxed(client_relayed(config, relay, keyboard, screen)).await;
     }
     // Resolve, then try each address in turn; a person at a terminal may
     // give up meanwhile (EXIT, Ctrl-D).
@@ -332,7 +333,7 @@ where
         let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
         Ok::<_, Error>((stream, addrs[0]))
     };
-    let (wire, first) = match keys.unless_left(connecting).await {
+    let (wire, first) = match keyboard.unless_left(connecting).await {
         Some(connected) => connected?,
         None => return Ok(()),
     };
@@ -340,7 +341,7 @@ where
     let name = peer.to_string();
     let secrets = match config.private {
         #[cfg(feature = "private")]
-        true => match boxed(handshake_client(config, &wire, &name, keys, screen)).await? {
+        true => match boxed(handshake_client(config, &wire, &name, keyboard, screen)).await? {
             Some(secrets) => Some(secrets),
             None => return Ok(()),
         },
@@ -350,8 +351,9 @@ where
         }
     };
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let outcome = chat(&wire, secrets, Role::Client, settings, config.max_line, keys, screen).await;
-    let ended = ended(outcome, &name, false, keys, screen)?;
+    let outcome =
+        chat(&wire, secrets, Role::Client, settings, config.max_line, keyboard, screen).await;
+    let ended = ended(outcome, &name, false, keyboard, screen)?;
     ended.map(drop).map_err(|error| Error { what: format!("connection to {name}"), error })
 }
 
@@ -363,7 +365,7 @@ async fn handshake_client<K, S>(
     config: &ClientConfig,
     wire: &TcpStream,
     name: &str,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Option<Secrets>, Error>
 where
@@ -371,13 +373,13 @@ where
     S: Screen,
 {
     let greeting = crate::private::hello(wire, name, config.connect_timeout);
-    let lines = match keys.unless_left(greeting).await {
+    let lines = match keyboard.unless_left(greeting).await {
         Some(lines) => lines?,
         None => return Ok(None),
     };
     screen.status(&format!("connected to {name}"));
     // The server waits a minute for the code: asked only now.
-    let code = crate::private::client_code(keys, screen).await?;
+    let code = crate::private::client_code(keyboard, screen).await?;
     let secrets = crate::private::handshake_client(lines, wire, &code, name, false).await?;
     screen.status("the code matched: this chat is private");
     Ok(Some(secrets))
@@ -389,7 +391,7 @@ where
 async fn client_relayed<K, S>(
     config: &ClientConfig,
     relay: &Address,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<(), Error>
 where
@@ -400,13 +402,13 @@ where
     let settings = Settings { idle_timeout: config.idle_timeout };
     let timeout = config.connect_timeout;
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    match keys.unless_left(meet::probe(relay, timeout, timeout)).await {
+    match keyboard.unless_left(meet::probe(relay, timeout, timeout)).await {
         Some(probed) => probed?,
         None => return Ok(()),
     }
-    let code = crate::private::client_code(keys, screen).await?;
+    let code = crate::private::client_code(keyboard, screen).await?;
     let joining = meet::join(relay, config.relay_only, &code, timeout, screen);
-    let (wire, early, code, offer) = match keys.unless_left(joining).await {
+    let (wire, early, code, offer) = match keyboard.unless_left(joining).await {
         Some(joined) => joined?,
         None => return Ok(()),
     };
@@ -419,8 +421,8 @@ where
     screen.status("the code matched: this chat is private");
     let max_line = config.max_line;
     let met = (wire, secrets, offer);
-    let outcome = talk_relayed(met, Role::Client, settings, max_line, keys, screen).await;
-    ended(outcome, "the server", false, keys, screen)?
+    let outcome = talk_relayed(met, Role::Client, settings, max_line, keyboard, screen).await;
+    ended(outcome, "the server", false, keyboard, screen)?
         .map(drop)
         .map_err(|error| Error { what, error })
 }
@@ -433,7 +435,7 @@ async fn talk_relayed<K, S>(
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -442,7 +444,7 @@ where
 {
     match crate::private::meet::settle(wire, secrets, offer, role, screen).await {
         Ok((wire, secrets)) => {
-            chat(&wire, Some(secrets), role, settings, max_line, keys, screen).await
+            chat(&wire, Some(secrets), role, settings, max_line, keyboard, screen).await
         }
         Err(e) => Err(Failure::Peer(e)),
     }
@@ -457,7 +459,7 @@ fn ended<K, S: Screen>(
     outcome: Result<Ending, Failure>,
     peer: &str,
     server: bool,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Result<Ending, io::Error>, Error> {
     match &outcome {
@@ -470,7 +472,7 @@ fn ended<K, S: Screen>(
         }
         _ => {}
     }
-    keys.end_session(match outcome {
+    keyboard.end_session(match outcome {
         Ok(Ending::PeerLeft) => "the peer left",
         Ok(_) => "the connection was closed",
         Err(_) => "the connection failed",
@@ -489,14 +491,14 @@ pub async fn talk<K, S>(
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
     K: AsyncRead + Unpin,
     S: Screen,
 {
-    chat(wire, None, role, settings, max_line, keys, screen).await
+    chat(wire, None, role, settings, max_line, keyboard, screen).await
 }
 
 /// One session over a connected socket, plain or sealed with `secrets`,
@@ -509,7 +511,7 @@ async fn chat<K, S>(
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keyboard<K>,
+    keyboard: &mut Keyboard<K>,
     screen: &mut S,
 ) -> Result<Ending, Failure>
 where
@@ -533,8 +535,7 @@ where
         Some(never) => match never {},
     };
     let mut peer = Framer::new(reader, max_line);
-    let outcome =
-        Session { peer: &mut peer, to_peer, keyboard: keys }.run(role, settings, screen).await;
+    let outcome = Session { peer: &mut peer, to_peer, keyboard }.run(role, settings, screen).await;
     #[cfg(feature = "private")]
     if let (Ok(_), Some(sealed)) = (&outcome, &mut sealed) {
         // The peer may be gone or not reading: the close is best effort.
