@@ -197,19 +197,16 @@ impl Server {
     /// Takes `SMOLCHAT_CODE` or makes a code, and shows it, with what the
     /// friend runs to reach `local`.
     pub fn new<S: Screen>(screen: &mut S, local: SocketAddr) -> Result<Server, Error> {
-        let server = match server_code_from_environment()? {
-            Some(code) => Server { code, generated: false, here: 0, guesses: Guesses::default() },
-            None => {
-                Server { code: new_code()?, generated: true, here: 0, guesses: Guesses::default() }
-            }
+        let (code, generated) = match server_code_from_environment()? {
+            Some(code) => (code, false),
+            None => (new_code()?, true),
         };
-        if server.generated {
-            show_code(screen, &server.code, None);
-        } else {
-            screen.status("the code is SMOLCHAT_CODE's");
+        match generated {
+            true => show_code(screen, &code, None),
+            false => screen.status("the code is SMOLCHAT_CODE's"),
         }
         screen.status(&friend_runs_direct(local));
-        Ok(server)
+        Ok(Server { code, generated, here: 0, guesses: Guesses::default() })
     }
 
     /// Runs the handshake with a new client: its hello within the first
