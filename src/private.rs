@@ -75,11 +75,10 @@ pub fn check_code_source(server: bool) -> Result<(), &'static str> {
 /// its list, say) is said and asked again before it costs a guess; typed
 /// the same twice, it is used as it is (a server's `SMOLCHAT_CODE` may be
 /// any text).
-pub async fn client_code<K, S>(keyboard: &mut Keyboard<K>, screen: &mut S) -> Result<String, Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+pub async fn client_code(
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<String, Error> {
     if let Some(code) = code_from_environment().map_err(no_code)? {
         return Ok(code);
     }
@@ -150,7 +149,7 @@ fn fixed_code_spent() -> Error {
 
 /// Shows a code a person passes on, on a line of its own: `the code is
 /// CODE`, or, when it replaces one, `the new code is CODE; it replaces OLD`.
-pub fn show_code<S: Screen>(screen: &mut S, code: &str, replaces: Option<&str>) {
+pub fn show_code(screen: &mut impl Screen, code: &str, replaces: Option<&str>) {
     match replaces {
         None => screen.highlight(&format!("the code is {code}")),
         Some(old) => screen.highlight(&format!("the new code is {code}; it replaces {old}")),
@@ -196,7 +195,7 @@ pub struct Server {
 impl Server {
     /// Takes `SMOLCHAT_CODE` or makes a code, and shows it, with what the
     /// friend runs to reach `local`.
-    pub fn new<S: Screen>(screen: &mut S, local: SocketAddr) -> Result<Server, Error> {
+    pub fn new(screen: &mut impl Screen, local: SocketAddr) -> Result<Server, Error> {
         let (code, generated) = match server_code_from_environment()? {
             Some(code) => (code, false),
             None => (new_code()?, true),
@@ -233,11 +232,11 @@ impl Server {
     /// a wrong code: the code is replaced after [`GUESSES`] of them (or,
     /// from `SMOLCHAT_CODE`, the server ends), and the run ends at
     /// [`WRONG_CODES`]. `Err` when the server must end.
-    pub fn failed<S: Screen>(
+    pub fn failed(
         &mut self,
         failure: handshake::Failure,
         addr: SocketAddr,
-        screen: &mut S,
+        screen: &mut impl Screen,
     ) -> Result<Admission, Error> {
         if !matches!(failure, handshake::Failure::WrongCode) {
             screen.status(&format!("{addr}: {}", failure.describe()));

@@ -75,15 +75,11 @@ enum Secrets {}
 
 /// Serves one client at a time, in the order they arrive, until the
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
-pub async fn serve<K, S>(
+pub async fn serve(
     config: &ServerConfig,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
         return boxed(serve_relayed(config, relay, keyboard, screen)).await;
@@ -197,18 +193,14 @@ enum Private {
 /// server says how it ended, so that whoever comes after that line is
 /// served.
 #[cfg(feature = "private")]
-async fn chat_privately<K, S>(
+async fn chat_privately(
     wire: &TcpStream,
     addr: std::net::SocketAddr,
     private: &mut crate::private::Server,
     config: &ServerConfig,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Private, Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Private, Error> {
     use crate::private::Admission;
     let secrets = match keyboard.unless_ended(private.handshake(wire)).await {
         None => return Ok(Private::Ended),
@@ -262,16 +254,12 @@ async fn turn_away_each<T>(listener: &async_net::TcpListener, admission: &Admiss
 /// Meets one client after another through a relay, each by a new code,
 /// until the keyboard or the screen is gone.
 #[cfg(feature = "private")]
-async fn serve_relayed<K, S>(
+async fn serve_relayed(
     config: &ServerConfig,
     relay: &Address,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     let mut meeting = meet::Server::new(relay, config.relay_only)?;
@@ -293,15 +281,11 @@ fn goes_on(ended: Result<Ending, io::Error>) -> bool {
 }
 
 /// Connects and chats until the session ends; a network failure is an `Err`.
-pub async fn client<K, S>(
+pub async fn client(
     config: &ClientConfig,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     // A client has only the connection it is making: a line typed from now
     // on, while it connects or the code is checked, is its first line.
     keyboard.begin_session();
@@ -312,15 +296,11 @@ where
 }
 
 /// The client's connection, of whichever kind, and its chat.
-async fn connect<K, S>(
+async fn connect(
     config: &ClientConfig,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
         return boxed(client_relayed(config, relay, keyboard, screen)).await;
@@ -361,17 +341,13 @@ where
 /// a wrong kind of server is said before anything is typed; then the code,
 /// and the rest. `None` when the person left meanwhile.
 #[cfg(feature = "private")]
-async fn handshake_client<K, S>(
+async fn handshake_client(
     config: &ClientConfig,
     wire: &TcpStream,
     name: &str,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Option<Secrets>, Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Option<Secrets>, Error> {
     let greeting = crate::private::hello(wire, name, config.connect_timeout);
     let lines = match keyboard.unless_left(greeting).await {
         Some(lines) => lines?,
@@ -388,16 +364,12 @@ where
 /// Joins the server's room at a relay, by its code, and chats: the relay is
 /// asked whether it is one before the code is.
 #[cfg(feature = "private")]
-async fn client_relayed<K, S>(
+async fn client_relayed(
     config: &ClientConfig,
     relay: &Address,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     let timeout = config.connect_timeout;
@@ -430,18 +402,14 @@ where
 /// A chat met through a relay: settled on a direct link or the relay's,
 /// then one private session over it.
 #[cfg(feature = "private")]
-async fn talk_relayed<K, S>(
+async fn talk_relayed(
     (wire, secrets, offer): (TcpStream, crate::private::handshake::Secrets, Option<Offer>),
     role: Role,
     settings: Settings,
     max_line: usize,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Ending, Failure>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Ending, Failure> {
     match crate::private::meet::settle(wire, secrets, offer, role, screen).await {
         Ok((wire, secrets)) => {
             chat(&wire, Some(secrets), role, settings, max_line, keyboard, screen).await
@@ -455,12 +423,12 @@ where
 /// typed for the chat and never sent. The ending, or the peer's failure,
 /// for the caller to weigh; `Err` when the keyboard or the screen failed,
 /// which ends the program.
-fn ended<K, S: Screen>(
+fn ended(
     outcome: Result<Ending, Failure>,
     peer: &str,
     server: bool,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
 ) -> Result<Result<Ending, io::Error>, Error> {
     match &outcome {
         Ok(Ending::PeerLeft) => screen.status(&format!("{peer} left")),
@@ -486,18 +454,14 @@ fn ended<K, S: Screen>(
 
 /// One plain session over a connected socket, closed cleanly whatever its
 /// ending.
-pub async fn talk<K, S>(
+pub async fn talk(
     wire: &TcpStream,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Ending, Failure>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Ending, Failure> {
     chat(wire, None, role, settings, max_line, keyboard, screen).await
 }
 
@@ -505,19 +469,15 @@ where
 /// closed cleanly whatever its ending: a private one that ends without a
 /// failure (also by Ctrl-C or a signal) with its close record, so that the
 /// peer reads that this side left.
-async fn chat<K, S>(
+async fn chat(
     wire: &TcpStream,
     secrets: Option<Secrets>,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Ending, Failure>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Ending, Failure> {
     // The peer's stream behind `dyn`: one copy of the turn loop for both
     // (docs/footprint.md).
     let mut plain = wire.clone();
