@@ -41,7 +41,7 @@ impl Stdin {
     /// Opens stdin, reading up to `read_ahead` bytes ahead when it is live.
     pub fn open(read_ahead: usize) -> Stdin {
         match stdin_as_file() {
-            Some(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
                 Stdin::File(AssertAsync::new(file))
             }
             _ => Stdin::Live(Unblock::with_capacity(read_ahead, StickyStdin::default())),
@@ -50,17 +50,12 @@ impl Stdin {
 }
 
 /// A second handle to stdin, to look at and perhaps read in place.
-#[cfg(unix)]
-fn stdin_as_file() -> Option<File> {
-    use std::os::fd::AsFd;
-    io::stdin().as_fd().try_clone_to_owned().ok().map(File::from)
-}
-
-/// A second handle to stdin, to look at and perhaps read in place.
-#[cfg(windows)]
-fn stdin_as_file() -> Option<File> {
-    use std::os::windows::io::AsHandle;
-    io::stdin().as_handle().try_clone_to_owned().ok().map(File::from)
+fn stdin_as_file() -> io::Result<File> {
+    #[cfg(unix)]
+    let handle = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned();
+    #[cfg(windows)]
+    let handle = std::os::windows::io::AsHandle::as_handle(&io::stdin()).try_clone_to_owned();
+    handle.map(File::from)
 }
 
 impl AsyncRead for Stdin {
@@ -129,10 +124,9 @@ fn wait_readable() -> io::Result<()> {
 #[cfg(unix)]
 pub fn check_readable() -> io::Result<()> {
     use rustix::fs::{fcntl_getfl, OFlags};
-    use std::os::fd::AsFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let file = match io::stdin().as_fd().try_clone_to_owned() {
-        Ok(fd) => File::from(fd),
+    let file = match stdin_as_file() {
+        Ok(file) => file,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) => {
             return Err(io::Error::new(io::ErrorKind::NotFound, "stdin is closed"));
         }
