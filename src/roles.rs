@@ -313,10 +313,8 @@ async fn connect(
         let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
         Ok::<_, Error>((stream, addrs[0]))
     };
-    let (wire, first) = match keyboard.unless_left(connecting).await {
-        Some(connected) => connected?,
-        None => return Ok(()),
-    };
+    let Some(connected) = keyboard.unless_left(connecting).await else { return Ok(()) };
+    let (wire, first) = connected?;
     let peer = wire.peer_addr().unwrap_or(first);
     let name = peer.to_string();
     let secrets = match config.private {
@@ -349,10 +347,8 @@ async fn handshake_client(
     screen: &mut impl Screen,
 ) -> Result<Option<Secrets>, Error> {
     let greeting = crate::private::hello(wire, name, config.connect_timeout);
-    let lines = match keyboard.unless_left(greeting).await {
-        Some(lines) => lines?,
-        None => return Ok(None),
-    };
+    let Some(lines) = keyboard.unless_left(greeting).await else { return Ok(None) };
+    let lines = lines?;
     screen.status(&format!("connected to {name}"));
     // The server waits a minute for the code: asked only now.
     let code = crate::private::client_code(keyboard, screen).await?;
@@ -374,16 +370,13 @@ async fn client_relayed(
     let settings = Settings { idle_timeout: config.idle_timeout };
     let timeout = config.connect_timeout;
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    match keyboard.unless_left(meet::probe(relay, timeout, timeout)).await {
-        Some(probed) => probed?,
-        None => return Ok(()),
-    }
+    let probing = meet::probe(relay, timeout, timeout);
+    let Some(probed) = keyboard.unless_left(probing).await else { return Ok(()) };
+    probed?;
     let code = crate::private::client_code(keyboard, screen).await?;
     let joining = meet::join(relay, config.relay_only, &code, timeout, screen);
-    let (wire, early, code, offer) = match keyboard.unless_left(joining).await {
-        Some(joined) => joined?,
-        None => return Ok(()),
-    };
+    let Some(joined) = keyboard.unless_left(joining).await else { return Ok(()) };
+    let (wire, early, code, offer) = joined?;
     let name = meet::relay_name(relay);
     screen.status(&format!("connected through the relay {name}"));
     let what = format!("connection to the server through the relay {name}");
