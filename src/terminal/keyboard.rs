@@ -321,7 +321,7 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
     async fn act(&mut self, plain: Plain) -> io::Result<Option<Input>> {
         let Keyboard { typing, signals, left, line } = self;
         let typed = async {
-            match typing {
+            Ok(match typing {
                 Typing::Edited(edited) => edited.read_keys(left).await.map(|()| None),
                 Typing::Plain(framer) => match plain {
                     Plain::Unread => future::pending().await,
@@ -329,7 +329,7 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
                         .wait_for_end()
                         .await
                         .map(|()| Some(Input::Left(Ending::KeyboardClosed))),
-                    Plain::Line => Ok(Some(match framer.next().await? {
+                    Plain::Line => framer.next().await.map(|frame| match frame {
                         Frame::Line => {
                             // A plain `\n` line is lent as the framer holds
                             // it; any other is made here.
@@ -338,21 +338,21 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
                                 line.extend_from_slice(framer.line());
                                 line.push(b'\n');
                             }
-                            Input::Line
+                            Some(Input::Line)
                         }
-                        Frame::TooLong => Input::TooLong(framer.max_line()),
-                        Frame::Eof => Input::Left(Ending::KeyboardClosed),
-                    })),
+                        Frame::TooLong => Some(Input::TooLong(framer.max_line())),
+                        Frame::Eof => Some(Input::Left(Ending::KeyboardClosed)),
+                    }),
                 },
-            }
+            })
         };
         let signalled = async {
-            match signals {
+            Err(match signals {
                 Some(signals) => signals.next().await,
                 None => future::pending().await,
-            }
+            })
         };
-        let acted = future::or(async { Ok(typed.await) }, async { Err(signalled.await) }).await;
+        let acted = future::or(typed, signalled).await;
         match (acted, typing) {
             (Ok(typed), _) => typed,
             (Err(Asked::End(n)), _) => {
