@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use futures_lite::io::AsyncRead;
 
 use crate::terminal::keyboard::Keyboard;
-use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
+use crate::turn::Screen;
 use crate::wire::error::Error;
 use crate::wire::framer::Framer;
 use crate::wire::net;
-use crate::wire::{deadline, error::seconds_text, within};
+use crate::wire::{deadline, error::seconds_text};
 use async_net::TcpStream;
 use handshake::{Awaited, Secrets};
-use record::{RecordReader, RecordWriter};
 
 /// Where either side may find the code instead of making or asking for one.
 pub const CODE_VARIABLE: &str = "SMOLCHAT_CODE";
@@ -76,11 +75,10 @@ pub fn check_code_source(server: bool) -> Result<(), &'static str> {
 /// its list, say) is said and asked again before it costs a guess; typed
 /// the same twice, it is used as it is (a server's `SMOLCHAT_CODE` may be
 /// any text).
-pub async fn client_code<K, S>(keyboard: &mut Keyboard<K>, screen: &mut S) -> Result<String, Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+pub async fn client_code(
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<String, Error> {
     if let Some(code) = code_from_environment().map_err(no_code)? {
         return Ok(code);
     }
@@ -151,7 +149,7 @@ fn fixed_code_spent() -> Error {
 
 /// Shows a code a person passes on, on a line of its own: `the code is
 /// CODE`, or, when it replaces one, `the new code is CODE; it replaces OLD`.
-pub fn show_code<S: Screen>(screen: &mut S, code: &str, replaces: Option<&str>) {
+pub fn show_code(screen: &mut impl Screen, code: &str, replaces: Option<&str>) {
     match replaces {
         None => screen.highlight(&format!("the code is {code}")),
         Some(old) => screen.highlight(&format!("the new code is {code}; it replaces {old}")),
@@ -197,20 +195,17 @@ pub struct Server {
 impl Server {
     /// Takes `SMOLCHAT_CODE` or makes a code, and shows it, with what the
     /// friend runs to reach `local`.
-    pub fn new<S: Screen>(screen: &mut S, local: SocketAddr) -> Result<Server, Error> {
-        let server = match server_code_from_environment()? {
-            Some(code) => Server { code, generated: false, here: 0, guesses: Guesses::default() },
-            None => {
-                Server { code: new_code()?, generated: true, here: 0, guesses: Guesses::default() }
-            }
+    pub fn new(screen: &mut impl Screen, local: SocketAddr) -> Result<Server, Error> {
+        let (code, generated) = match server_code_from_environment()? {
+            Some(code) => (code, false),
+            None => (new_code()?, true),
         };
-        if server.generated {
-            show_code(screen, &server.code, None);
-        } else {
-            screen.status("the code is SMOLCHAT_CODE's");
+        match generated {
+            true => show_code(screen, &code, None),
+            false => screen.status("the code is SMOLCHAT_CODE's"),
         }
         screen.status(&friend_runs_direct(local));
-        Ok(server)
+        Ok(Server { code, generated, here: 0, guesses: Guesses::default() })
     }
 
     /// Runs the handshake with a new client: its hello within the first
@@ -237,11 +232,11 @@ impl Server {
     /// a wrong code: the code is replaced after [`GUESSES`] of them (or,
     /// from `SMOLCHAT_CODE`, the server ends), and the run ends at
     /// [`WRONG_CODES`]. `Err` when the server must end.
-    pub fn failed<S: Screen>(
+    pub fn failed(
         &mut self,
         failure: handshake::Failure,
         addr: SocketAddr,
-        screen: &mut S,
+        screen: &mut impl Screen,
     ) -> Result<Admission, Error> {
         if !matches!(failure, handshake::Failure::WrongCode) {
             screen.status(&format!("{addr}: {}", failure.describe()));
@@ -363,37 +358,6 @@ pub async fn handshake_client(
         _ => "the server does not speak smolchat-private/2".into(),
     };
     Err(Error { what: format!("private chat with {peer}"), error: io::Error::other(why) })
-}
-
-/// One private session over a connection whose handshake is done, closed
-/// with a close record when it ends without a failure: also when the
-/// person leaves by Ctrl-C or a signal, so that the peer reads that they
-/// left.
-pub async fn talk<K, S>(
-    wire: &TcpStream,
-    secrets: Secrets,
-    role: Role,
-    settings: Settings,
-    max_line: usize,
-    keyboard: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Ending, Failure>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
-    let reader = RecordReader::new(wire.clone(), secrets.open, max_line, &secrets.early);
-    let mut peer = Framer::new(Box::new(reader) as Box<dyn PeerStream>, max_line);
-    let mut to_peer = RecordWriter::new(wire.clone(), secrets.seal);
-    let outcome = Session { peer: &mut peer, to_peer: &mut to_peer, keyboard }
-        .run(role, settings, screen)
-        .await;
-    if outcome.is_ok() {
-        // The peer may be gone or not reading: the close is best effort.
-        within(Instant::now() + net::LINGER, to_peer.close_record()).await;
-    }
-    net::close(wire).await;
-    outcome
 }
 
 #[cfg(test)]

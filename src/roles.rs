@@ -1,23 +1,24 @@
 //! The server and client roles: a connection's life around the turn loop,
 //! with the real socket, keyboard and screen.
 
+use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use async_net::TcpStream;
 #[cfg(feature = "private")]
 use futures_lite::future;
-use futures_lite::io::AsyncRead;
+use futures_lite::io::{AsyncRead, AsyncWrite};
 
 use crate::allow::Admission;
 #[cfg(feature = "private")]
-use crate::private::direct::Offer;
+use crate::private::{direct::Offer, handshake::Secrets};
 use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Ending, Failure, PeerStream, Role, Screen, Session, Settings};
 use crate::wire::error::{self, Error};
 use crate::wire::framer::Framer;
 use crate::wire::net;
 use crate::wire::relay::Address;
-use async_net::TcpStream;
 
 /// Settings of `smolchat server`.
 #[derive(Debug, PartialEq)]
@@ -68,20 +69,20 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long the same accept error stays unsaid after it was said once.
 const ACCEPT_ERROR_QUIET: Duration = Duration::from_secs(5);
 
+/// A private chat's keys; a build without private chats has none.
+#[cfg(not(feature = "private"))]
+enum Secrets {}
+
 /// Serves one client at a time, in the order they arrive, until the
 /// keyboard or the screen is gone. Only a local failure is an `Err`.
-pub async fn serve<K, S>(
+pub async fn serve(
     config: &ServerConfig,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
-        return serve_relayed(config, relay, keys, screen).await;
+        return boxed(serve_relayed(config, relay, keyboard, screen)).await;
     }
     // Bind and say where, with the real port.
     let listener = net::bind(config.bind, config.port).await?;
@@ -106,7 +107,7 @@ where
         // Take the next client; the others wait in the listen queue. When
         // the keyboard ends first, or the user leaves at a terminal, no
         // answer can ever be given: stop.
-        let accepted = keys.unless_ended(net::accept(&listener)).await;
+        let accepted = keyboard.unless_ended(net::accept(&listener)).await;
         let (stream, addr) = match accepted {
             None => return Ok(()),
             Some(Ok(client)) => client,
@@ -120,7 +121,7 @@ where
                     said = Some((text, Instant::now()));
                 }
                 // The keyboard's end is still watched while the server waits.
-                if keys.unless_ended(smol::Timer::after(ACCEPT_BACKOFF)).await.is_none() {
+                if keyboard.unless_ended(smol::Timer::after(ACCEPT_BACKOFF)).await.is_none() {
                     return Ok(());
                 }
                 continue;
@@ -134,40 +135,41 @@ where
             continue;
         }
         // What was typed before this line is shown is not for this client.
-        keys.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
+        keyboard.catch_up().await.map_err(|e| local_failure(Failure::Keyboard(e)))?;
         screen.status(&format!("{addr} connected"));
-        keys.begin_session();
+        keyboard.begin_session();
         waiting = true;
         #[cfg(feature = "private")]
         let outcome = match &mut private {
             Some(private) => {
                 // Meanwhile others are told that this server is busy.
-                let work = chat_privately(&stream, addr, private, config, keys, screen);
-                match future::or(work, turn_away_all(&listener, &config.admission)).await? {
+                let work = chat_privately(&stream, addr, private, config, keyboard, screen);
+                match boxed(future::or(work, turn_away_all(&listener, &config.admission))).await? {
                     Private::Chat(outcome) => outcome,
                     Private::Ended => return Ok(()),
                     Private::Refused => {
-                        keys.end_session("the client was turned away");
+                        keyboard.end_session("the client was turned away");
                         continue;
                     }
                     Private::Guessed => {
-                        keys.end_session("the code did not match");
+                        keyboard.end_session("the code did not match");
                         // One guess per second at most, whoever asks: the
                         // next waits in the listen queue meanwhile.
                         let pause = crate::private::WRONG_CODE_PAUSE;
                         let pause = smol::Timer::after(crate::wire::deadline(pause));
-                        if keys.unless_ended(pause).await.is_none() {
+                        if keyboard.unless_ended(pause).await.is_none() {
                             return Ok(());
                         }
                         continue;
                     }
                 }
             }
-            None => talk(&stream, Role::Server, settings, config.max_line, keys, screen).await,
+            None => talk(&stream, Role::Server, settings, config.max_line, keyboard, screen).await,
         };
         #[cfg(not(feature = "private"))]
-        let outcome = talk(&stream, Role::Server, settings, config.max_line, keys, screen).await;
-        if !served(outcome, &addr.to_string(), keys, screen)? {
+        let outcome =
+            talk(&stream, Role::Server, settings, config.max_line, keyboard, screen).await;
+        if !goes_on(ended(outcome, &addr.to_string(), true, keyboard, screen)?) {
             return Ok(());
         }
     }
@@ -191,20 +193,16 @@ enum Private {
 /// server says how it ended, so that whoever comes after that line is
 /// served.
 #[cfg(feature = "private")]
-async fn chat_privately<K, S>(
+async fn chat_privately(
     wire: &TcpStream,
     addr: std::net::SocketAddr,
     private: &mut crate::private::Server,
     config: &ServerConfig,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Private, Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Private, Error> {
     use crate::private::Admission;
-    let secrets = match keys.unless_ended(private.handshake(wire)).await {
+    let secrets = match keyboard.unless_ended(private.handshake(wire)).await {
         None => return Ok(Private::Ended),
         Some(Ok(secrets)) => secrets,
         Some(Err(failure)) => {
@@ -217,7 +215,7 @@ where
     screen.status(&format!("{addr}: the code matched: this chat is private"));
     let (role, max_line) = (Role::Server, config.max_line);
     let settings = Settings { idle_timeout: config.idle_timeout };
-    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
+    let outcome = chat(wire, Some(secrets), role, settings, max_line, keyboard, screen).await;
     Ok(Private::Chat(outcome))
 }
 
@@ -256,93 +254,56 @@ async fn turn_away_each<T>(listener: &async_net::TcpListener, admission: &Admiss
 /// Meets one client after another through a relay, each by a new code,
 /// until the keyboard or the screen is gone.
 #[cfg(feature = "private")]
-async fn serve_relayed<K, S>(
+async fn serve_relayed(
     config: &ServerConfig,
     relay: &Address,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     let mut meeting = meet::Server::new(relay, config.relay_only)?;
-    while let Some((wire, secrets, offer)) = meeting.next(keys, screen).await? {
+    while let Some((wire, secrets, offer)) = meeting.next(keyboard, screen).await? {
         let max_line = config.max_line;
         let met = (wire, secrets, offer);
-        let outcome = talk_relayed(met, Role::Server, settings, max_line, keys, screen).await;
-        if !served(outcome, "the client", keys, screen)? {
+        let outcome = talk_relayed(met, Role::Server, settings, max_line, keyboard, screen).await;
+        if !goes_on(ended(outcome, "the client", true, keyboard, screen)?) {
             break;
         }
     }
     Ok(())
 }
 
-/// Reports how a served chat with `peer` ended: whether to serve the next
-/// (unless no answer can be given any more); then says what was typed for
-/// this client and never sent.
-fn served<K, S: Screen>(
-    outcome: Result<Ending, Failure>,
-    peer: &str,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<bool, Error> {
-    let why = unsent_because(&outcome);
-    let go_on = match outcome {
-        Ok(Ending::PeerLeft) => {
-            screen.status(&format!("{peer} left"));
-            Ok(true)
-        }
-        // The program ends at once, as before it caught the signal.
-        Ok(Ending::Signal(_)) => Ok(false),
-        Ok(ending) => {
-            screen.status(&format!("closed the connection to {peer}"));
-            Ok(ending == Ending::Exit)
-        }
-        Err(Failure::Peer(e)) => {
-            screen.status(&format!("error: connection with {peer}: {}", error::describe(&e)));
-            Ok(true)
-        }
-        Err(failure) => Err(local_failure(failure)),
-    };
-    keys.end_session(why);
-    go_on
+/// Whether the server serves the next client after a chat that ended so:
+/// not once no answer can be given any more.
+fn goes_on(ended: Result<Ending, io::Error>) -> bool {
+    matches!(ended, Ok(Ending::PeerLeft | Ending::Exit) | Err(_))
 }
 
 /// Connects and chats until the session ends; a network failure is an `Err`.
-pub async fn client<K, S>(
+pub async fn client(
     config: &ClientConfig,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     // A client has only the connection it is making: a line typed from now
     // on, while it connects or the code is checked, is its first line.
-    keys.begin_session();
-    let outcome = connect(config, keys, screen).await;
+    keyboard.begin_session();
+    let outcome = connect(config, keyboard, screen).await;
     // What is left was typed for a chat that never began: said, not lost.
-    keys.end_session("the chat never began");
+    keyboard.end_session("the chat never began");
     outcome
 }
 
 /// The client's connection, of whichever kind, and its chat.
-async fn connect<K, S>(
+async fn connect(
     config: &ClientConfig,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     #[cfg(feature = "private")]
     if let Some(relay) = &config.relay {
-        return client_relayed(config, relay, keys, screen).await;
+        return boxed(client_relayed(config, relay, keyboard, screen)).await;
     }
     // Resolve, then try each address in turn; a person at a terminal may
     // give up meanwhile (EXIT, Ctrl-D).
@@ -352,81 +313,70 @@ where
         let stream = net::connect(host, port, &addrs, config.connect_timeout).await?;
         Ok::<_, Error>((stream, addrs[0]))
     };
-    let (wire, first) = match keys.unless_left(connecting).await {
-        Some(connected) => connected?,
-        None => return Ok(()),
-    };
+    let Some(connected) = keyboard.unless_left(connecting).await else { return Ok(()) };
+    let (wire, first) = connected?;
     let peer = wire.peer_addr().unwrap_or(first);
-    let what = || format!("connection to {peer}");
+    let name = peer.to_string();
+    let secrets = match config.private {
+        #[cfg(feature = "private")]
+        true => match boxed(handshake_client(config, &wire, &name, keyboard, screen)).await? {
+            Some(secrets) => Some(secrets),
+            None => return Ok(()),
+        },
+        _ => {
+            screen.status(&format!("connected to {name}"));
+            None
+        }
+    };
     let settings = Settings { idle_timeout: config.idle_timeout };
-    #[cfg(feature = "private")]
-    if config.private {
-        return client_privately(config, &wire, peer, keys, screen).await;
-    }
-    screen.status(&format!("connected to {peer}"));
-    let outcome = talk(&wire, Role::Client, settings, config.max_line, keys, screen).await;
-    ended(outcome, &peer.to_string(), what(), keys, screen)
+    let outcome =
+        chat(&wire, secrets, Role::Client, settings, config.max_line, keyboard, screen).await;
+    let ended = ended(outcome, &name, false, keyboard, screen)?;
+    ended.map(drop).map_err(|error| Error { what: format!("connection to {name}"), error })
 }
 
-/// A private chat on a connection to `peer`: the hello first, so that a
-/// wrong kind of server is said before anything is typed; then the code,
-/// the rest of the handshake, and the chat.
+/// The private handshake with the server `name`: the hello first, so that
+/// a wrong kind of server is said before anything is typed; then the code,
+/// and the rest. `None` when the person left meanwhile.
 #[cfg(feature = "private")]
-async fn client_privately<K, S>(
+async fn handshake_client(
     config: &ClientConfig,
     wire: &TcpStream,
-    peer: std::net::SocketAddr,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
-    let name = peer.to_string();
-    let greeting = crate::private::hello(wire, &name, config.connect_timeout);
-    let lines = match keys.unless_left(greeting).await {
-        Some(lines) => lines?,
-        None => return Ok(()),
-    };
-    screen.status(&format!("connected to {peer}"));
+    name: &str,
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Option<Secrets>, Error> {
+    let greeting = crate::private::hello(wire, name, config.connect_timeout);
+    let Some(lines) = keyboard.unless_left(greeting).await else { return Ok(None) };
+    let lines = lines?;
+    screen.status(&format!("connected to {name}"));
     // The server waits a minute for the code: asked only now.
-    let code = crate::private::client_code(keys, screen).await?;
-    let secrets = crate::private::handshake_client(lines, wire, &code, &name, false).await?;
+    let code = crate::private::client_code(keyboard, screen).await?;
+    let secrets = crate::private::handshake_client(lines, wire, &code, name, false).await?;
     screen.status("the code matched: this chat is private");
-    let settings = Settings { idle_timeout: config.idle_timeout };
-    let (role, max_line) = (Role::Client, config.max_line);
-    let outcome = crate::private::talk(wire, secrets, role, settings, max_line, keys, screen).await;
-    ended(outcome, &name, format!("connection to {peer}"), keys, screen)
+    Ok(Some(secrets))
 }
 
 /// Joins the server's room at a relay, by its code, and chats: the relay is
 /// asked whether it is one before the code is.
 #[cfg(feature = "private")]
-async fn client_relayed<K, S>(
+async fn client_relayed(
     config: &ClientConfig,
     relay: &Address,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<(), Error> {
     use crate::private::meet;
     let settings = Settings { idle_timeout: config.idle_timeout };
     let timeout = config.connect_timeout;
     // A person at a terminal may give up meanwhile (EXIT, Ctrl-D).
-    match keys.unless_left(meet::probe(relay, timeout, timeout)).await {
-        Some(probed) => probed?,
-        None => return Ok(()),
-    }
-    let code = crate::private::client_code(keys, screen).await?;
+    let probing = meet::probe(relay, timeout, timeout);
+    let Some(probed) = keyboard.unless_left(probing).await else { return Ok(()) };
+    probed?;
+    let code = crate::private::client_code(keyboard, screen).await?;
     let joining = meet::join(relay, config.relay_only, &code, timeout, screen);
-    let (wire, early, code, offer) = match keys.unless_left(joining).await {
-        Some(joined) => joined?,
-        None => return Ok(()),
-    };
+    let Some(joined) = keyboard.unless_left(joining).await else { return Ok(()) };
+    let (wire, early, code, offer) = joined?;
     let name = meet::relay_name(relay);
     screen.status(&format!("connected through the relay {name}"));
     let what = format!("connection to the server through the relay {name}");
@@ -436,83 +386,125 @@ where
     screen.status("the code matched: this chat is private");
     let max_line = config.max_line;
     let met = (wire, secrets, offer);
-    let outcome = talk_relayed(met, Role::Client, settings, max_line, keys, screen).await;
-    ended(outcome, "the server", what, keys, screen)
+    let outcome = talk_relayed(met, Role::Client, settings, max_line, keyboard, screen).await;
+    ended(outcome, "the server", false, keyboard, screen)?
+        .map(drop)
+        .map_err(|error| Error { what, error })
 }
 
 /// A chat met through a relay: settled on a direct link or the relay's,
 /// then one private session over it.
 #[cfg(feature = "private")]
-async fn talk_relayed<K, S>(
+async fn talk_relayed(
     (wire, secrets, offer): (TcpStream, crate::private::handshake::Secrets, Option<Offer>),
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Ending, Failure>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Ending, Failure> {
     match crate::private::meet::settle(wire, secrets, offer, role, screen).await {
         Ok((wire, secrets)) => {
-            crate::private::talk(&wire, secrets, role, settings, max_line, keys, screen).await
+            chat(&wire, Some(secrets), role, settings, max_line, keyboard, screen).await
         }
         Err(e) => Err(Failure::Peer(e)),
     }
 }
 
-/// How a client's chat with `peer` ended, as an outcome of the program;
-/// `what` names the connection in an error.
-fn ended<K, S: Screen>(
+/// Says how a chat with `peer` ended: that the peer left, and at a server
+/// also that it closed the connection or that it failed; then what was
+/// typed for the chat and never sent. The ending, or the peer's failure,
+/// for the caller to weigh; `Err` when the keyboard or the screen failed,
+/// which ends the program.
+fn ended(
     outcome: Result<Ending, Failure>,
     peer: &str,
-    what: String,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<(), Error> {
-    if let Ok(Ending::PeerLeft) = outcome {
-        screen.status(&format!("{peer} left"));
+    server: bool,
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Result<Ending, io::Error>, Error> {
+    match &outcome {
+        Ok(Ending::PeerLeft) => screen.status(&format!("{peer} left")),
+        // The program ends at once, as before it caught the signal.
+        Ok(Ending::Signal(_)) => {}
+        Ok(_) if server => screen.status(&format!("closed the connection to {peer}")),
+        Err(Failure::Peer(e)) if server => {
+            screen.status(&format!("error: connection with {peer}: {}", error::describe(e)))
+        }
+        _ => {}
     }
-    keys.end_session(unsent_because(&outcome));
+    keyboard.end_session(match outcome {
+        Ok(Ending::PeerLeft) => "the peer left",
+        Ok(_) => "the connection was closed",
+        Err(_) => "the connection failed",
+    });
     match outcome {
-        Ok(_) => Ok(()),
-        Err(Failure::Peer(error)) => Err(Error { what, error }),
+        Ok(ending) => Ok(Ok(ending)),
+        Err(Failure::Peer(e)) => Ok(Err(e)),
         Err(failure) => Err(local_failure(failure)),
     }
 }
 
-/// One session over a connected socket, closed cleanly whatever its ending.
-pub async fn talk<K, S>(
+/// One plain session over a connected socket, closed cleanly whatever its
+/// ending.
+pub async fn talk(
     wire: &TcpStream,
     role: Role,
     settings: Settings,
     max_line: usize,
-    keys: &mut Keyboard<K>,
-    screen: &mut S,
-) -> Result<Ending, Failure>
-where
-    K: AsyncRead + Unpin,
-    S: Screen,
-{
-    // Behind `dyn`, as in private chats: one copy of the turn loop
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Ending, Failure> {
+    chat(wire, None, role, settings, max_line, keyboard, screen).await
+}
+
+/// One session over a connected socket, plain or sealed with `secrets`,
+/// closed cleanly whatever its ending: a private one that ends without a
+/// failure (also by Ctrl-C or a signal) with its close record, so that the
+/// peer reads that this side left.
+async fn chat(
+    wire: &TcpStream,
+    secrets: Option<Secrets>,
+    role: Role,
+    settings: Settings,
+    max_line: usize,
+    keyboard: &mut Keyboard<impl AsyncRead + Unpin>,
+    screen: &mut impl Screen,
+) -> Result<Ending, Failure> {
+    // The peer's stream behind `dyn`: one copy of the turn loop for both
     // (docs/footprint.md).
-    let mut peer = Framer::new(Box::new(wire.clone()) as Box<dyn PeerStream>, max_line);
-    let to_peer = &mut wire.clone();
-    let outcome =
-        Session { peer: &mut peer, to_peer, keyboard: keys }.run(role, settings, screen).await;
+    let mut plain = wire.clone();
+    #[cfg(feature = "private")]
+    let mut sealed = None;
+    let (reader, to_peer): (Box<dyn PeerStream>, &mut (dyn AsyncWrite + Unpin)) = match secrets {
+        None => (Box::new(wire.clone()), &mut plain),
+        #[cfg(feature = "private")]
+        Some(secrets) => {
+            use crate::private::record::{RecordReader, RecordWriter};
+            let reader = RecordReader::new(wire.clone(), secrets.open, max_line, &secrets.early);
+            (Box::new(reader), sealed.insert(RecordWriter::new(wire.clone(), secrets.seal)))
+        }
+        #[cfg(not(feature = "private"))]
+        Some(never) => match never {},
+    };
+    let mut peer = Framer::new(reader, max_line);
+    let outcome = Session { peer: &mut peer, to_peer, keyboard }.run(role, settings, screen).await;
+    #[cfg(feature = "private")]
+    if let (Ok(_), Some(sealed)) = (&outcome, &mut sealed) {
+        // The peer may be gone or not reading: the close is best effort.
+        crate::wire::within(Instant::now() + net::LINGER, sealed.close_record()).await;
+    }
     net::close(wire).await;
     outcome
 }
 
-/// Why lines still waiting when a session ended were not sent.
-fn unsent_because(outcome: &Result<Ending, Failure>) -> &'static str {
-    match outcome {
-        Ok(Ending::PeerLeft) => "the peer left",
-        Ok(_) => "the connection was closed",
-        Err(_) => "the connection failed",
-    }
+/// A rarely taken path's future on the heap, so that the common path's
+/// state, and the stack frames that hold it, stay small.
+#[cfg(feature = "private")]
+fn boxed<'a, T>(
+    work: impl std::future::Future<Output = T> + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>> {
+    Box::pin(work)
 }
 
 /// A failure of the keyboard or the screen, which ends the program.

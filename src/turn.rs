@@ -184,12 +184,7 @@ impl<K: Lines> Session<'_, K> {
         screen: &mut S,
     ) -> Result<Option<Ending>, Failure> {
         let (peer, keyboard) = (&mut *self.peer, &mut *self.keyboard);
-        let from_peer = async {
-            match idle {
-                None => peer.next().await,
-                Some(idle) => next_within(peer, idle).await,
-            }
-        };
+        let from_peer = next_within(peer, idle);
         // The peer first, so that its message is shown before a leave
         // typed at the same moment.
         let frame =
@@ -391,16 +386,21 @@ fn too_long(max_line: usize) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
-/// `Framer::next`, failing when no byte arrives for `idle`: the clock counts
-/// silence, so a slow but steady sender is never cut off.
+/// `Framer::next`, failing when `idle` is set and no byte arrives for that
+/// long: the clock counts silence, so a slow but steady sender is never cut
+/// off.
 async fn next_within<P: AsyncRead + Unpin>(
     peer: &mut Framer<P>,
-    idle: Duration,
+    idle: Option<Duration>,
 ) -> io::Result<Frame> {
     loop {
         if let Some(frame) = peer.decode() {
             return Ok(frame);
         }
+        let Some(idle) = idle else {
+            peer.fill().await?;
+            continue;
+        };
         if within(Instant::now() + idle, peer.fill()).await.transpose()?.is_none() {
             let why = format!("no data for {} s (idle timeout)", seconds_text(idle));
             return Err(io::Error::new(io::ErrorKind::TimedOut, why));

@@ -6,12 +6,9 @@ use std::cell::RefCell;
 use std::io::{self, IsTerminal, Write};
 use std::rc::Rc;
 
-use crate::terminal::editor::Editor;
+use crate::terminal::editor::{Editor, PROMPT};
 use crate::terminal::escape::{is_plain, write_escaped};
 use crate::turn::Screen;
-
-/// Shown on stderr when it is the local user's turn and stdin is a terminal.
-pub const PROMPT: &str = crate::terminal::editor::PROMPT;
 
 /// Put before each peer message when stdout is a terminal.
 const LABEL: &str = "peer> ";
@@ -139,11 +136,9 @@ impl Screen for Console {
     }
 
     fn highlight(&mut self, text: &str) {
-        self.close_prompt();
-        match &self.tty {
-            Some(tty) => tty.borrow_mut().highlight(text),
-            None if self.looks.status_colour => status_in(&highlighted(text), true),
-            None => status(text),
+        match self.looks.status_colour {
+            true => self.status(&highlighted(text)),
+            false => self.status(text),
         }
     }
 
@@ -241,17 +236,7 @@ impl Tty {
 
     /// Prints a status line above the area.
     pub fn status(&mut self, text: &str) {
-        let prefix = prefix(self.colour);
-        self.above(&[prefix, text]);
-    }
-
-    /// Prints a status line that stands out (the code a person passes on)
-    /// above the area: highlighted where colour is on.
-    pub fn highlight(&mut self, text: &str) {
-        match self.colour {
-            true => self.status(&highlighted(text)),
-            false => self.status(text),
-        }
+        self.above(&[prefix(self.colour), text]);
     }
 
     /// Prints a line the user sent into the transcript, after its prompt.
@@ -277,11 +262,7 @@ impl Tty {
 
 /// The `smolchat:` prefix of status lines, in colour or not.
 fn prefix(colour: bool) -> &'static str {
-    if colour {
-        PREFIX_COLOURED
-    } else {
-        PREFIX
-    }
+    [PREFIX, PREFIX_COLOURED][usize::from(colour)]
 }
 
 /// The text of a highlighted status line in bold yellow, as the prefix of

@@ -53,7 +53,7 @@ pub enum Event {
 }
 
 /// How much of the area must be drawn again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 enum Dirty {
     /// The screen shows the state.
     Clean,
@@ -62,11 +62,12 @@ enum Dirty {
     /// The input line changed otherwise: draw it again.
     Input,
     /// The waiting lines changed, or nothing is drawn: draw everything.
+    #[default]
     All,
 }
 
 /// The line editor's state and what it has drawn.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Editor {
     decoder: Decoder,
     text: String,
@@ -111,30 +112,8 @@ impl Editor {
     /// An editor for lines of up to `max_line` bytes on a terminal
     /// `width` columns wide, with the terminal's special characters.
     pub fn new(max_line: usize, width: usize, special: SpecialChars) -> Editor {
-        Editor {
-            decoder: Decoder::new(special),
-            text: String::new(),
-            cursor: 0,
-            max_line,
-            overflow: false,
-            session: None,
-            sessions: 0,
-            owner: None,
-            asked: None,
-            turn: false,
-            queue: VecDeque::new(),
-            history: VecDeque::new(),
-            history_bytes: 0,
-            recalled: None,
-            aside: String::new(),
-            width: width.max(1),
-            dirty: Dirty::All,
-            shown: false,
-            cursor_row: 0,
-            queue_rows: 0,
-            drawn_len: 0,
-            end: (0, 0),
-        }
+        let decoder = Decoder::new(special);
+        Editor { decoder, max_line, width: width.max(1), ..Editor::default() }
     }
 
     /// The line being typed.
@@ -187,16 +166,6 @@ impl Editor {
         }
     }
 
-    /// What shows before the `i`th line waiting: the first is sent at once
-    /// on the person's turn.
-    fn waiting_prompt(&self, i: usize) -> &'static str {
-        if self.turn && i == 0 {
-            PROMPT
-        } else {
-            WAIT
-        }
-    }
-
     /// The terminal is now `width` columns wide. Some terminals rewrap the
     /// rows already drawn (tmux, VTE, kitty), others keep them (xterm), so
     /// where the area's top is now is not known: the next clear starts at
@@ -206,13 +175,7 @@ impl Editor {
         let width = width.max(1);
         if self.shown && width != self.width {
             let mut scratch = Vec::new();
-            let mut rows = 0;
-            for (i, line) in self.queue.iter().enumerate() {
-                let mut pos = (0, 0);
-                put(&mut scratch, self.waiting_prompt(i), &mut pos, width);
-                put(&mut scratch, line, &mut pos, width);
-                rows += pos.0 + 1;
-            }
+            let rows = self.draw_queue(&mut scratch, width);
             let mut pos = (0, 0);
             put(&mut scratch, self.prompt(), &mut pos, width);
             put(&mut scratch, &self.text[..self.cursor], &mut pos, width);
@@ -292,19 +255,21 @@ impl Editor {
             Key::Up => self.recall(true),
             Key::Down => self.recall(false),
             Key::Eof if self.text.is_empty() => return Some(Event::Eof),
-            Key::Eof | Key::Delete => {
-                if let Some(c) = self.text[self.cursor..].chars().next() {
-                    self.text.replace_range(self.cursor..self.cursor + c.len_utf8(), "");
+            Key::Eof | Key::Delete => match self.next_char() {
+                0 => {}
+                next => {
+                    self.text.replace_range(self.cursor..self.cursor + next, "");
                     self.touch(Dirty::Input);
                 }
-            }
-            Key::Backspace => {
-                if let Some(c) = self.text[..self.cursor].chars().next_back() {
-                    self.cursor -= c.len_utf8();
-                    self.text.replace_range(self.cursor..self.cursor + c.len_utf8(), "");
+            },
+            Key::Backspace => match self.back_char() {
+                0 => {}
+                back => {
+                    self.cursor -= back;
+                    self.text.replace_range(self.cursor..self.cursor + back, "");
                     self.touch(Dirty::Input);
                 }
-            }
+            },
             Key::KillLine => {
                 self.text.replace_range(..self.cursor, "");
                 self.cursor = 0;
@@ -318,18 +283,8 @@ impl Editor {
                 self.cursor = start;
                 self.touch(Dirty::Input);
             }
-            Key::Left => {
-                if let Some(c) = self.text[..self.cursor].chars().next_back() {
-                    self.cursor -= c.len_utf8();
-                    self.touch(Dirty::Input);
-                }
-            }
-            Key::Right => {
-                if let Some(c) = self.text[self.cursor..].chars().next() {
-                    self.cursor += c.len_utf8();
-                    self.touch(Dirty::Input);
-                }
-            }
+            Key::Left => self.step(false),
+            Key::Right => self.step(true),
             Key::Home => {
                 self.cursor = 0;
                 self.touch(Dirty::Input);
@@ -418,6 +373,25 @@ impl Editor {
         self.touch(Dirty::Input);
     }
 
+    /// Moves the cursor a character forward or back, where there is one.
+    fn step(&mut self, forward: bool) {
+        let by = if forward { self.next_char() } else { self.back_char() };
+        if by > 0 {
+            self.cursor = if forward { self.cursor + by } else { self.cursor - by };
+            self.touch(Dirty::Input);
+        }
+    }
+
+    /// The bytes of the character before the cursor (0 at the start).
+    fn back_char(&self) -> usize {
+        self.text[..self.cursor].chars().next_back().map_or(0, char::len_utf8)
+    }
+
+    /// The bytes of the character under the cursor (0 at the end).
+    fn next_char(&self) -> usize {
+        self.text[self.cursor..].chars().next().map_or(0, char::len_utf8)
+    }
+
     fn insert(&mut self, c: char) {
         if self.text.len() + c.len_utf8() > self.max_line {
             self.overflow = true;
@@ -473,19 +447,28 @@ impl Editor {
             }
             _ => {
                 self.clear(out);
-                self.queue_rows = 0;
-                for (i, line) in self.queue.iter().enumerate() {
-                    let mut pos = (0, 0);
-                    put(out, self.waiting_prompt(i), &mut pos, self.width);
-                    put(out, line, &mut pos, self.width);
-                    out.push(b'\n');
-                    self.queue_rows += pos.0 + 1;
-                }
+                self.queue_rows = self.draw_queue(out, self.width);
                 self.draw_input(out);
             }
         }
         self.shown = true;
         self.dirty = Dirty::Clean;
+    }
+
+    /// Draws the lines waiting for their turn, each after its prompt, on a
+    /// terminal `width` columns wide: the rows they take.
+    fn draw_queue(&self, out: &mut Vec<u8>, width: usize) -> usize {
+        let mut rows = 0;
+        for (i, line) in self.queue.iter().enumerate() {
+            // The first is sent at once on the person's turn.
+            let prompt = if self.turn && i == 0 { PROMPT } else { WAIT };
+            let mut pos = (0, 0);
+            put(out, prompt, &mut pos, width);
+            put(out, line, &mut pos, width);
+            out.push(b'\n');
+            rows += pos.0 + 1;
+        }
+        rows
     }
 
     /// Draws the prompt and the input line from the start of its first row.

@@ -66,6 +66,7 @@ pub fn write_escaped<W: Write>(text: &[u8], out: &mut W) -> io::Result<()> {
 /// [`write_escaped`] with a buffer of `chunk` bytes (at most [`CHUNK`], at
 /// least 16), so that tests can make every boundary fall everywhere.
 #[doc(hidden)]
+#[inline(never)]
 pub fn write_escaped_chunked<W: Write>(text: &[u8], chunk: usize, out: &mut W) -> io::Result<()> {
     if is_plain(text) {
         return out.write_all(text);

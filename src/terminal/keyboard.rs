@@ -41,7 +41,7 @@ impl Stdin {
     /// Opens stdin, reading up to `read_ahead` bytes ahead when it is live.
     pub fn open(read_ahead: usize) -> Stdin {
         match stdin_as_file() {
-            Some(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+            Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
                 Stdin::File(AssertAsync::new(file))
             }
             _ => Stdin::Live(Unblock::with_capacity(read_ahead, StickyStdin::default())),
@@ -50,17 +50,12 @@ impl Stdin {
 }
 
 /// A second handle to stdin, to look at and perhaps read in place.
-#[cfg(unix)]
-fn stdin_as_file() -> Option<File> {
-    use std::os::fd::AsFd;
-    io::stdin().as_fd().try_clone_to_owned().ok().map(File::from)
-}
-
-/// A second handle to stdin, to look at and perhaps read in place.
-#[cfg(windows)]
-fn stdin_as_file() -> Option<File> {
-    use std::os::windows::io::AsHandle;
-    io::stdin().as_handle().try_clone_to_owned().ok().map(File::from)
+fn stdin_as_file() -> io::Result<File> {
+    #[cfg(unix)]
+    let handle = std::os::fd::AsFd::as_fd(&io::stdin()).try_clone_to_owned();
+    #[cfg(windows)]
+    let handle = std::os::windows::io::AsHandle::as_handle(&io::stdin()).try_clone_to_owned();
+    handle.map(File::from)
 }
 
 impl AsyncRead for Stdin {
@@ -129,10 +124,9 @@ fn wait_readable() -> io::Result<()> {
 #[cfg(unix)]
 pub fn check_readable() -> io::Result<()> {
     use rustix::fs::{fcntl_getfl, OFlags};
-    use std::os::fd::AsFd;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let file = match io::stdin().as_fd().try_clone_to_owned() {
-        Ok(fd) => File::from(fd),
+    let file = match stdin_as_file() {
+        Ok(file) => file,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::BADF.raw_os_error()) => {
             return Err(io::Error::new(io::ErrorKind::NotFound, "stdin is closed"));
         }
@@ -204,6 +198,7 @@ struct Edited<K> {
 }
 
 /// What plain input is read for while the keyboard waits for the person.
+#[derive(Clone, Copy)]
 enum Plain {
     /// Nothing: a script's lines are answers, each waits for its turn.
     Unread,
@@ -326,7 +321,7 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
     async fn act(&mut self, plain: Plain) -> io::Result<Option<Input>> {
         let Keyboard { typing, signals, left, line } = self;
         let typed = async {
-            match typing {
+            Ok(match typing {
                 Typing::Edited(edited) => edited.read_keys(left).await.map(|()| None),
                 Typing::Plain(framer) => match plain {
                     Plain::Unread => future::pending().await,
@@ -334,7 +329,7 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
                         .wait_for_end()
                         .await
                         .map(|()| Some(Input::Left(Ending::KeyboardClosed))),
-                    Plain::Line => Ok(Some(match framer.next().await? {
+                    Plain::Line => framer.next().await.map(|frame| match frame {
                         Frame::Line => {
                             // A plain `\n` line is lent as the framer holds
                             // it; any other is made here.
@@ -343,21 +338,21 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
                                 line.extend_from_slice(framer.line());
                                 line.push(b'\n');
                             }
-                            Input::Line
+                            Some(Input::Line)
                         }
-                        Frame::TooLong => Input::TooLong(framer.max_line()),
-                        Frame::Eof => Input::Left(Ending::KeyboardClosed),
-                    })),
+                        Frame::TooLong => Some(Input::TooLong(framer.max_line())),
+                        Frame::Eof => Some(Input::Left(Ending::KeyboardClosed)),
+                    }),
                 },
-            }
+            })
         };
         let signalled = async {
-            match signals {
+            Err(match signals {
                 Some(signals) => signals.next().await,
                 None => future::pending().await,
-            }
+            })
         };
-        let acted = future::or(async { Ok(typed.await) }, async { Err(signalled.await) }).await;
+        let acted = future::or(typed, signalled).await;
         match (acted, typing) {
             (Ok(typed), _) => typed,
             (Err(Asked::End(n)), _) => {
@@ -384,31 +379,34 @@ impl<K: AsyncRead + Unpin> Keyboard<K> {
     /// input with no line left, or the person left): then `None`. A
     /// keyboard that fails is no end; its error comes at the next read.
     pub async fn unless_ended<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
-        self.unless(true, work).await
+        future::or(async { Some(work.await) }, async {
+            self.gone(Plain::End).await;
+            None
+        })
+        .await
     }
 
     /// `work`, unless the person leaves first (`EXIT`, Ctrl-D at a terminal,
     /// Ctrl-C, a signal; a script's lines are not read): then `None`.
     pub async fn unless_left<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
-        self.unless(false, work).await
-    }
-
-    async fn unless<T>(&mut self, end: bool, work: impl Future<Output = T>) -> Option<T> {
-        let gone = async {
-            while self.leaving().is_none() {
-                let plain = if end { Plain::End } else { Plain::Unread };
-                match self.act(plain).await {
-                    Ok(Some(_)) => break,
-                    Ok(None) => {}
-                    Err(_) => future::pending().await,
-                }
-            }
-        };
         future::or(async { Some(work.await) }, async {
-            gone.await;
+            self.gone(Plain::Unread).await;
             None
         })
         .await
+    }
+
+    /// Returns once the person leaves, or what `plain` reads for comes;
+    /// never when the keyboard fails. Not generic, so that it is compiled
+    /// once for every `work` above.
+    async fn gone(&mut self, plain: Plain) {
+        while self.leaving().is_none() {
+            match self.act(plain).await {
+                Ok(Some(_)) => break,
+                Ok(None) => {}
+                Err(_) => future::pending().await,
+            }
+        }
     }
 
     /// Takes in what was typed so far without waiting, so that it counts as

@@ -72,9 +72,10 @@ impl Default for SpecialChars {
 }
 
 /// Where the decoder is inside a multi-byte input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum State {
     /// Between keys.
+    #[default]
     Ground,
     /// After ESC.
     Escape,
@@ -89,7 +90,7 @@ const PASTE_START: u32 = 200;
 const PASTE_END: u32 = 201;
 
 /// Turns bytes into [`Key`]s. Holds the unfinished tail of a read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Decoder {
     special: SpecialChars,
     state: State,
@@ -108,16 +109,7 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder that knows the terminal's special characters.
     pub fn new(special: SpecialChars) -> Decoder {
-        Decoder {
-            special,
-            state: State::Ground,
-            param: 0,
-            utf8: [0; 4],
-            utf8_len: 0,
-            utf8_need: 0,
-            after_cr: false,
-            pasting: false,
-        }
+        Decoder { special, ..Decoder::default() }
     }
 
     /// The terminal's special characters changed (`stty` while suspended).

@@ -122,10 +122,10 @@ impl Signals {
     /// Catches SIGINT, SIGTERM and SIGHUP; at a `terminal` smolchat holds,
     /// also SIGTSTP and SIGWINCH.
     pub fn catch(terminal: bool) -> io::Result<Signals> {
-        let ending = [Signal::Int, Signal::Term, Signal::Hup];
-        let at_terminal = [Signal::Tstp, Signal::Winch];
-        let signals = ending.iter().chain(if terminal { &at_terminal[..] } else { &[] });
-        async_signal::Signals::new(signals.copied()).map(Signals)
+        // The three that end a chat first.
+        let all = [Signal::Int, Signal::Term, Signal::Hup, Signal::Tstp, Signal::Winch];
+        let signals = &all[..if terminal { 5 } else { 3 }];
+        async_signal::Signals::new(signals.iter().copied()).map(Signals)
     }
 
     /// The next signal.

@@ -19,8 +19,10 @@ fn a_highlighted_line_is_in_the_status_colour_and_plain_without_colour() {
         drawn.borrow_mut().clear();
         let special = crate::terminal::keys::SpecialChars::default();
         let editor = Editor::new(100, 80, special);
-        let mut tty = Tty::new(editor, Box::new(Sink(drawn.clone())), colour);
-        tty.highlight("the code is 7-brave-quiet-otters");
+        let tty = Tty::new(editor, Box::new(Sink(drawn.clone())), colour);
+        let looks = ConsoleStyle::from_facts([true; 3], !colour, false);
+        let mut console = Console::new(looks, Some(Rc::new(RefCell::new(tty))));
+        console.highlight("the code is 7-brave-quiet-otters");
         let shown = String::from_utf8_lossy(&drawn.borrow()).into_owned();
         let want = match colour {
             true => {
