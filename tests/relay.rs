@@ -618,7 +618,8 @@ fn a_port_in_use_is_one_line_and_exit_1() {
     assert_eq!(code, Some(1));
     assert!(
         stderr.ends_with(&format!(
-            "smolchat: error: cannot listen on 127.0.0.1:{port}: address already in use\n"
+            "smolchat: error: cannot listen on 127.0.0.1:{port}: address already in use \
+             (try another port, or 0 for any free one)\n"
         )),
         "{stderr}"
     );

@@ -95,20 +95,19 @@ const BACKLOG: i32 = 128;
 
 /// Binds a chat server's listening socket on `ip:port`.
 pub async fn bind(ip: IpAddr, port: u16) -> Result<TcpListener, Error> {
-    let hint = "try another port, or 0 for any free one";
-    match listen(ip, port, BACKLOG) {
-        Ok(listener) => Ok(listener.into()),
-        Err(e) => Err(Error { error: hinted(e.error, io::ErrorKind::AddrInUse, hint), ..e }),
-    }
+    Ok(listen(ip, port, BACKLOG)?.into())
 }
 
 /// Listens on `ip:port`, `backlog` connections deep, with address reuse as
-/// std sets it.
+/// std sets it. A port in use says what to do next, for a chat server and a
+/// relay alike.
 pub fn listen(ip: IpAddr, port: u16, backlog: i32) -> Result<Async<std::net::TcpListener>, Error> {
     let addr = SocketAddr::new(ip, port);
-    listening_socket(addr, backlog)
-        .and_then(Async::new)
-        .map_err(|error| Error { what: format!("cannot listen on {addr}"), error })
+    let hint = "try another port, or 0 for any free one";
+    listening_socket(addr, backlog).and_then(Async::new).map_err(|error| Error {
+        what: format!("cannot listen on {addr}"),
+        error: hinted(error, io::ErrorKind::AddrInUse, hint),
+    })
 }
 
 /// std's listener with a backlog of our choosing: what it does, in rustix.
