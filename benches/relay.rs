@@ -32,6 +32,9 @@
 mod common;
 #[path = "relay/load.rs"]
 mod load;
+#[cfg(target_os = "linux")]
+#[path = "../tests/netns.rs"]
+mod netns;
 
 #[cfg(target_os = "linux")]
 fn main() -> std::process::ExitCode {

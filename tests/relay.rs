@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::connection::{keepalive_of, socket_of, tcp_socket, CLOSE_WAIT, KEEPALIVE};
+use crate::netns::Netns;
 use crate::util::{Proc, DEADLINE};
 
 // ---------------------------------------------------------------------------
@@ -1411,130 +1412,32 @@ fn refusal_storms_under_a_low_open_file_limit_leave_room_for_real_people() {
     assert!(open_fds(relay.pid()) <= 160);
 }
 
-/// A network namespace of the test's own, removed when dropped (also when
-/// the test fails): loopback up, the IPv6 /64s it was given routed to
-/// loopback as local, and `net.ipv6.ip_nonlocal_bind` on, so that a socket
-/// may be bound to any address in them. Documentation prefixes only.
-struct Netns {
-    name: String,
-}
-
 /// The start of this test's namespaces' names; the process id follows, so
 /// that one left by a test process that is gone can be told apart.
 const NETNS_PREFIX: &str = "screlay";
 
-impl Netns {
-    /// The namespace, or None when it cannot be made here (said by
-    /// [`crate::util::skip`], which fails the test under CI).
-    fn new(nets: &[&str]) -> Option<Netns> {
-        if !rustix::process::geteuid().is_root() {
-            crate::util::skip("a network namespace needs root");
-            return None;
-        }
-        if !crate::util::have("ip") {
-            return None;
-        }
-        static STALE: std::sync::Once = std::sync::Once::new();
-        STALE.call_once(remove_stale_namespaces);
-        static MADE: AtomicUsize = AtomicUsize::new(0);
-        let n = MADE.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{NETNS_PREFIX}{}x{n}", std::process::id());
-        if let Err(why) = ip(&["netns", "add", &name]) {
+/// A namespace of the test's own with the IPv6 `nets` on its loopback (see
+/// `tests/netns.rs`), or None when it cannot be made here (said by
+/// [`crate::util::skip`], which fails the test under CI).
+fn namespace(nets: &[&str]) -> Option<Netns> {
+    if !rustix::process::geteuid().is_root() {
+        crate::util::skip("a network namespace needs root");
+        return None;
+    }
+    if !crate::util::have("ip") {
+        return None;
+    }
+    static STALE: std::sync::Once = std::sync::Once::new();
+    STALE.call_once(remove_stale_namespaces);
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{NETNS_PREFIX}{}x{n}", std::process::id());
+    match Netns::new(name, nets) {
+        Ok(ns) => Some(ns),
+        Err(why) => {
             crate::util::skip(&format!("cannot make a network namespace: {why}"));
-            return None;
+            None
         }
-        // From here on, dropping it removes it.
-        let ns = Netns { name };
-        let made = ip(&["-n", &ns.name, "link", "set", "lo", "up"])
-            .and_then(|()| {
-                nets.iter().try_for_each(|net| {
-                    ip(&["-n", &ns.name, "-6", "route", "add", "local", net, "dev", "lo"])
-                })
-            })
-            .and_then(|()| {
-                ns.on(|| {
-                    std::fs::write("/proc/sys/net/ipv6/ip_nonlocal_bind", "1")
-                        .map_err(|e| format!("net.ipv6.ip_nonlocal_bind: {e}"))
-                })
-            });
-        if let Err(why) = made {
-            crate::util::skip(&format!("cannot set up the network namespace: {why}"));
-            return None;
-        }
-        Some(ns)
-    }
-
-    /// The smolchat under test, to be started inside (`ip netns exec`),
-    /// with the environment the tests give it.
-    fn smolchat(&self) -> std::process::Command {
-        let base = crate::util::smolchat();
-        let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(base.get_program()).args(base.get_args());
-        for (key, value) in base.get_envs() {
-            match value {
-                Some(value) => cmd.env(key, value),
-                None => cmd.env_remove(key),
-            };
-        }
-        cmd
-    }
-
-    /// Runs `f` on a thread inside the namespace: the sockets it makes, and
-    /// the threads it starts, are in there.
-    fn on<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        use std::os::fd::AsFd;
-        let path = format!("/run/netns/{}", self.name);
-        thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let ns = std::fs::File::open(&path).expect("open the namespace");
-                    rustix::thread::move_into_link_name_space(
-                        ns.as_fd(),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .expect("enter the namespace");
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        remove_namespace(&self.name);
-    }
-}
-
-/// Runs `ip ARGS`; Err holds what it said when it fails.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        )),
-    }
-}
-
-/// Kills what still runs in namespace `name` and removes it.
-fn remove_namespace(name: &str) {
-    if let Ok(out) = std::process::Command::new("ip").args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-        }
-    }
-    // On the way out of a failing test a panic here would abort the run.
-    if let Err(why) = ip(&["netns", "del", name]) {
-        let _ = writeln!(std::io::stderr(), "cannot remove namespace {name}: {why}");
     }
 }
 
@@ -1550,7 +1453,7 @@ fn remove_stale_namespaces() {
             && rest[pid.len()..].starts_with('x')
             && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         {
-            remove_namespace(&name);
+            crate::netns::remove(&name);
         }
     }
 }
@@ -1561,8 +1464,8 @@ fn remove_stale_namespaces() {
 fn ipv6_sweep(address: fn(u64) -> Ipv6Addr) -> Option<Tally> {
     crate::util::native_only("network namespaces are Linux's");
     let nets = ["2001:db8:7::/64", "2001:db8:8::/64", "2001:db8:9::/48"];
-    let ns = Netns::new(&nets)?;
-    let mut cmd = ns.smolchat();
+    let ns = namespace(&nets)?;
+    let mut cmd = ns.command(&crate::util::smolchat());
     cmd.args(["relay", "--bind", "::", "0"]);
     let mut relay = Proc::spawn(cmd);
     let listening = relay.stderr_line_containing("relay listening on ");

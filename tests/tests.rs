@@ -4,6 +4,9 @@
 // Harness: spawning, reading output with deadlines, killing on drop.
 mod util;
 
+// A network namespace of a test's own (shared with the relay bench).
+mod netns;
+
 // Two smolchat processes: turns both ways, endings and exit codes.
 mod session;
 

@@ -17,12 +17,12 @@
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::median;
+use crate::netns::Netns;
 
 use super::{expect_line, read_line, round_trip, smolchat, start_smolchat_relay, DEADLINE};
 
@@ -52,7 +52,15 @@ pub fn main(meets: usize) -> bool {
     for (name, attack) in loopback {
         ok &= report(name, run(attack, meets, None));
     }
-    match Netns::new() {
+    // The attacker's /64, and the real pairs' /48 (a /64 each).
+    let namespace = || {
+        if !rustix::process::geteuid().is_root() {
+            return Err("a network namespace needs root".to_string());
+        }
+        let name = format!("scbench{}", std::process::id());
+        Netns::new(name, &["2001:db8:7::/64", "2001:db8:8::/48"])
+    };
+    match namespace() {
         Ok(ns) => ok &= report("sweep, one /64", run(Attack::Sweep64, meets, Some(&ns))),
         Err(why) => println!("{:<22} skipped: {why}", "sweep, one /64"),
     }
@@ -102,7 +110,7 @@ fn run(
             (child, SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         }
         Some(ns) => {
-            let (child, port) = start_smolchat_relay(ns.command(smolchat()), 0, "::")?;
+            let (child, port) = start_smolchat_relay(ns.command(&smolchat()), 0, "::")?;
             (child, SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 7, 0, 0, 0, 0, 1), port)))
         }
     };
@@ -297,78 +305,4 @@ fn self_pair(to: SocketAddr, from: IpAddr) -> io::Result<Option<(TcpStream, TcpS
         return Ok(None);
     }
     Ok(Some((a, b)))
-}
-
-/// A network namespace of the bench's own, removed when dropped: loopback
-/// up, 2001:db8:7::/64 (the attacker's) and 2001:db8:8::/48 (the real
-/// pairs', a /64 each) routed to it as local, `net.ipv6.ip_nonlocal_bind`
-/// on.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> Result<Netns, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("a network namespace needs root".into());
-        }
-        let name = format!("scbench{}", std::process::id());
-        ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        ip(&["-n", &ns.name, "link", "set", "lo", "up"])?;
-        for net in ["2001:db8:7::/64", "2001:db8:8::/48"] {
-            ip(&["-n", &ns.name, "-6", "route", "add", "local", net, "dev", "lo"])?;
-        }
-        ns.on(|| {
-            std::fs::write("/proc/sys/net/ipv6/ip_nonlocal_bind", "1")
-                .map_err(|e| format!("net.ipv6.ip_nonlocal_bind: {e}"))
-        })?;
-        Ok(ns)
-    }
-
-    /// `program` run inside, by `ip netns exec`.
-    fn command(&self, program: Command) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).arg(program.get_program());
-        cmd
-    }
-
-    /// `f` on a thread inside the namespace.
-    fn on<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        use std::os::fd::AsFd;
-        let path = format!("/run/netns/{}", self.name);
-        thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let ns = std::fs::File::open(&path).expect("open the bench's namespace");
-                    rustix::thread::move_into_link_name_space(
-                        ns.as_fd(),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .expect("enter the bench's namespace");
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim_end()))
-    }
 }
