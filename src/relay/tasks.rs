@@ -1,6 +1,6 @@
 //! The relay's tasks: a queue of those woken, run in turn by one future on
-//! the main thread. async-task's tasks with a queue of our own cost some ten
-//! kilobytes of binary less than an executor that can also run many threads.
+//! the main thread. async-task's tasks with a queue of our own cost 15.8 KB
+//! of binary less than smol's `LocalExecutor` (measured, docs/relay.md).
 
 use std::collections::VecDeque;
 use std::future::Future;
