@@ -225,7 +225,16 @@ impl Usage {
 /// Parses the arguments after the program name, with `SMOLCHAT_RELAY`
 /// from the environment.
 pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
-    let relay = std::env::var(RELAY_VARIABLE).ok().filter(|v| !v.is_empty());
+    let relay = match std::env::var(RELAY_VARIABLE) {
+        Ok(relay) => Some(relay).filter(|v| !v.is_empty()),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(_)) => {
+            let command = args.first().filter(|word| is_command(word));
+            let command = command.map_or("smolchat".into(), |sub| format!("smolchat {sub}"));
+            let message = format!("{RELAY_VARIABLE} is not valid UTF-8");
+            return Err(Usage { message, command });
+        }
+    };
     parse_with(args, relay.as_deref())
 }
 
@@ -490,6 +499,10 @@ fn port(text: &str, lowest: u16) -> Result<u16, String> {
     }
 }
 
+/// The most seconds an option takes: some 31 years, far past any wait a
+/// person means, and well inside what a deadline can add to now.
+const MOST_SECONDS: u64 = 1_000_000_000;
+
 /// Seconds as a decimal number such as `10` or `0.5`, read without floating
 /// point: parsing a float would add its whole machinery to the binary.
 fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
@@ -497,18 +510,22 @@ fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
         || format!("invalid value '{text}' for {flag}: expected a number of seconds above 0");
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.len() + fraction.len() == 0
-        || !digits(whole)
-        || !digits(fraction)
-        || fraction.len() > 9
-    {
+    if whole.len() + fraction.len() == 0 || !digits(whole) || !digits(fraction) {
         return Err(invalid());
     }
-    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
+    let wrong = |why: &str| format!("invalid value '{text}' for {flag}: {why}");
+    if fraction.len() > 9 {
+        return Err(wrong("expected at most 9 decimal places"));
+    }
+    // A whole part past u64 is past the most, too.
+    let secs = if whole.is_empty() { Some(0) } else { whole.parse::<u64>().ok() };
+    let Some(secs) = secs.filter(|&s| s <= MOST_SECONDS) else {
+        return Err(wrong(&format!("expected at most {MOST_SECONDS} seconds")));
+    };
     let nanos = fraction.bytes().chain(std::iter::repeat(b'0')).take(9);
     let nanos = nanos.fold(0, |n, digit| n * 10 + u32::from(digit - b'0'));
     let duration = Duration::new(secs, nanos);
-    if duration.is_zero() || secs > 1_000_000_000 {
+    if duration.is_zero() {
         return Err(invalid());
     }
     Ok(duration)

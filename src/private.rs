@@ -45,7 +45,7 @@ pub const WRONG_CODES: u32 = 10;
 fn code_from_environment() -> Result<Option<String>, &'static str> {
     let Some(value) = std::env::var_os(CODE_VARIABLE) else { return Ok(None) };
     let value = value.into_string().map_err(|_| "SMOLCHAT_CODE is not valid UTF-8")?;
-    code::normalise(&value).map(Some).ok_or("SMOLCHAT_CODE is empty")
+    code::normalise(&value).map(Some).ok_or("SMOLCHAT_CODE holds no words")
 }
 
 /// A code from `SMOLCHAT_CODE` that cannot be used, met after the start.
@@ -104,7 +104,8 @@ pub async fn client_code(
 
 /// Tab at the code prompt: the code typed so far with its last word
 /// completed as far as is certain; when nothing can be added, the words
-/// that fit, to be shown (not when it is every word of a list).
+/// that fit, to be shown when 2 to 16 fit (more would fill the screen: a
+/// letter more narrows them).
 fn tab(typed: &str) -> Result<String, String> {
     code::complete(typed).ok_or_else(|| match code::completions(typed) {
         fits if (2..=16).contains(&fits.len()) => format!("the words that fit: {}", fits.join(" ")),

@@ -488,3 +488,22 @@ fn the_readme_installs_from_the_lock_file_then_runs_smolchat() {
     assert!(readme.contains("\n```sh\ncargo test\n```\n"));
     assert!(repository_file(".ci/run").contains("\ncounted cargo test\n"));
 }
+
+#[test]
+fn a_relay_variable_that_is_not_utf8_is_said_not_ignored() {
+    util::native_only("an environment value of raw bytes is a Unix one");
+    use std::os::unix::ffi::OsStrExt;
+    let relay = std::ffi::OsStr::from_bytes(b"relay\xff.example.org:7000");
+    let mut cmd = util::smolchat();
+    cmd.args(["client"]).env("SMOLCHAT_RELAY", relay);
+    let mut client = Proc::spawn(cmd);
+    client.close_stdin();
+    let (code, out, err) = client.finish();
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "smolchat: error: SMOLCHAT_RELAY is not valid UTF-8\n\
+         smolchat: run 'smolchat client --help' for usage\n"
+    );
+}

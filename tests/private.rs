@@ -538,7 +538,7 @@ mod with_private {
             server.close_stdin();
             let (status, _, err) = server.finish();
             assert_eq!(status, Some(2), "{err}");
-            assert!(err.contains("SMOLCHAT_CODE is empty"), "{err}");
+            assert!(err.contains("SMOLCHAT_CODE holds no words"), "{err}");
         }
     }
 

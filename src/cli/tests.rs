@@ -463,3 +463,25 @@ fn usage_names_the_subcommand_help() {
     let usage = parse(&["client", "h", "0"]).unwrap_err();
     assert_eq!(usage.lines()[1], "run 'smolchat client --help' for usage");
 }
+
+#[test]
+fn seconds_out_of_range_say_which_limit() {
+    let cases = [
+        ("0", "expected a number of seconds above 0"),
+        ("0.000", "expected a number of seconds above 0"),
+        ("soon", "expected a number of seconds above 0"),
+        ("1.5x", "expected a number of seconds above 0"),
+        ("0.0000000001", "expected at most 9 decimal places"),
+        ("1000000001", "expected at most 1000000000 seconds"),
+        ("99999999999999999999", "expected at most 1000000000 seconds"),
+    ];
+    for (text, want) in cases {
+        let message = error(&["server", "--idle-timeout", text, "2000"]);
+        assert_eq!(message, format!("invalid value '{text}' for --idle-timeout: {want}"));
+    }
+    let Config::Server(most) = run(&["server", "--idle-timeout", "1000000000.999999999", "2000"])
+    else {
+        panic!("not a server")
+    };
+    assert_eq!(most.idle_timeout, Some(Duration::new(1_000_000_000, 999_999_999)));
+}
