@@ -103,10 +103,10 @@ mod tests {
     #[test]
     fn addresses_and_prefixes_parse() {
         assert_eq!(net("10.0.0.0/8").to_string(), "10.0.0.0/8");
-        assert_eq!(net("192.168.1.7").to_string(), "192.168.1.7/32");
+        assert_eq!(net("192.0.2.7").to_string(), "192.0.2.7/32");
         assert_eq!(net("::1").to_string(), "::1/128");
         assert_eq!(net("[fd00::]/8").to_string(), "fd00::/8");
-        assert_eq!(net("::ffff:10.1.2.3").to_string(), "10.1.2.3/32");
+        assert_eq!(net("::ffff:198.51.100.3").to_string(), "198.51.100.3/32");
         assert_eq!(net("::ffff:10.0.0.0/104").to_string(), "10.0.0.0/8");
         assert_eq!(net("0.0.0.0/0").to_string(), "0.0.0.0/0");
         for bad in [
@@ -117,7 +117,7 @@ mod tests {
             "10.0.0.0/",
             "10.0.0.0/+8",
             "host",
-            "::ffff:1.2.3.4/95",
+            "::ffff:203.0.113.4/95",
         ] {
             assert!(Net::parse(bad).is_err(), "{bad:?}");
         }
@@ -127,9 +127,9 @@ mod tests {
     fn networks_contain_their_addresses_only() {
         assert!(net("10.0.0.0/8").contains(ip("10.255.1.2")));
         assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
-        assert!(net("192.168.1.7").contains(ip("192.168.1.7")));
-        assert!(!net("192.168.1.7").contains(ip("192.168.1.6")));
-        assert!(net("0.0.0.0/0").contains(ip("1.2.3.4")));
+        assert!(net("192.0.2.7").contains(ip("192.0.2.7")));
+        assert!(!net("192.0.2.7").contains(ip("192.0.2.6")));
+        assert!(net("0.0.0.0/0").contains(ip("203.0.113.4")));
         assert!(!net("0.0.0.0/0").contains(ip("::1")));
         assert!(net("::/0").contains(ip("::1")));
         assert!(net("fd00::/8").contains(ip("fdab::1")));
@@ -149,10 +149,10 @@ mod tests {
         let who = Admission { allow: vec![net("10.0.0.0/8")], deny: vec![net("10.0.0.5")] };
         assert!(who.admits(ip("10.0.0.4")));
         assert!(!who.admits(ip("10.0.0.5")));
-        assert!(!who.admits(ip("192.168.0.1")));
+        assert!(!who.admits(ip("192.0.2.1")));
         let deny_only = Admission { allow: vec![], deny: vec![net("::1")] };
         assert!(!deny_only.admits(ip("::1")));
         assert!(deny_only.admits(ip("127.0.0.1")));
-        assert!(Admission::default().admits(ip("8.8.8.8")));
+        assert!(Admission::default().admits(ip("203.0.113.8")));
     }
 }
