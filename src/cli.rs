@@ -229,22 +229,26 @@ pub fn parse(args: &[&str]) -> Result<Parsed, Usage> {
         Ok(relay) => Some(relay).filter(|v| !v.is_empty()),
         Err(std::env::VarError::NotPresent) => None,
         Err(std::env::VarError::NotUnicode(_)) => {
-            let command = args.first().filter(|word| is_command(word));
-            let command = command.map_or("smolchat".into(), |sub| format!("smolchat {sub}"));
             let message = format!("{RELAY_VARIABLE} is not valid UTF-8");
-            return Err(Usage { message, command });
+            return Err(Usage { message, command: command_of(args) });
         }
     };
     parse_with(args, relay.as_deref())
 }
 
+/// What a usage error names: `smolchat`, or `smolchat SUB` when the
+/// arguments start with a command.
+fn command_of(args: &[&str]) -> String {
+    match args.first().filter(|word| is_command(word)) {
+        Some(sub) => format!("smolchat {sub}"),
+        None => "smolchat".to_string(),
+    }
+}
+
 /// Parses the arguments after the program name; `env_relay` is the relay
 /// taken when neither `--relay` nor a port or host is given.
 pub fn parse_with(args: &[&str], env_relay: Option<&str>) -> Result<Parsed, Usage> {
-    let command = match args.first().filter(|word| is_command(word)) {
-        Some(sub) => format!("smolchat {sub}"),
-        None => "smolchat".to_string(),
-    };
+    let command = command_of(args);
     let usage = |message| Usage { message, command: command.clone() };
     let args = help_asked(args).map_err(usage)?;
     match Args::from_args(&["smolchat"], &args) {

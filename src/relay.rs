@@ -230,17 +230,11 @@ async fn connection(relay: Rc<Relay>, stream: Async<TcpStream>, peer: SocketAddr
     let (stream, reply) = match heard {
         Heard::Gone => return,
         Heard::Refused(refusal) => (stream, Reply::Refused(refusal)),
-        // The relay answers who it is, and that costs nothing more: no
-        // strike, no room, no lingering.
-        Heard::Request(Request::Hello, _) => {
-            let _ = write_line(&stream, &Reply::Relay);
-            return;
-        }
         Heard::Request(request, early) => match serve(&relay, request, stream, peer, early) {
             Served::Room(stream, room, turn, direct, early) => {
                 return wait_in_room(relay, stream, peer, direct, early, room, turn).await;
             }
-            Served::Joined => return,
+            Served::Done => return,
             Served::Answer(stream, reply) => (stream, reply),
         },
     };
@@ -251,16 +245,18 @@ async fn connection(relay: Rc<Relay>, stream: Async<TcpStream>, peer: SocketAddr
 enum Served {
     /// A room opened (or opened again): the connection waits in it.
     Room(Async<TcpStream>, Room, u32, bool, Vec<u8>),
-    /// The connection joined a room: the room's task has it now.
-    Joined,
+    /// Nothing is left to do here: the connection joined a room (the
+    /// room's task has it now), or was told who the relay is.
+    Done,
     /// One line to answer, then close.
     Answer(Async<TcpStream>, Reply),
 }
 
-/// Serves a request other than `hello` from `peer`, at once: an address
-/// with too many strikes is refused; `open` opens a room or takes its own
-/// back; `join` pairs or is refused, a number that never was a room being
-/// a strike; `close` ends a room for good.
+/// Serves a request from `peer`, at once: `hello` is answered and costs
+/// nothing more; an address with too many strikes is refused anything
+/// else; `open` opens a room or takes its own back; `join` pairs or is
+/// refused, a number that never was a room being a strike; `close` ends a
+/// room for good.
 fn serve(
     relay: &Relay,
     request: Request,
@@ -270,7 +266,8 @@ fn serve(
 ) -> Served {
     let addr = Addr::of(peer.ip());
     let now = relay.now();
-    if relay.strikes.borrow_mut().refuse(addr, now) {
+    let hello = matches!(request, Request::Hello);
+    if !hello && relay.strikes.borrow_mut().refuse(addr, now) {
         return Served::Answer(stream, Reply::Refused(Refusal::TooManyTries));
     }
     let strike = |addr: Option<Addr>| {
@@ -293,7 +290,7 @@ fn serve(
             let joiner = Box::new(Joiner { stream, peer, direct, early });
             let joined = relay.rooms.borrow_mut().join(room, addr, joiner, now);
             match joined {
-                Ok(()) => Served::Joined,
+                Ok(()) => Served::Done,
                 Err(refused) => {
                     strike(refused.strike.then_some(addr));
                     Served::Answer(refused.joiner.stream, Reply::Refused(refused.refusal))
@@ -306,7 +303,11 @@ fn serve(
             strike(relay.rooms.borrow_mut().close(&key, now));
             Served::Answer(stream, Reply::Closed)
         }
-        Request::Hello => Served::Answer(stream, Reply::Relay),
+        // No strike, no room, no lingering.
+        Request::Hello => {
+            let _ = write_line(&stream, &Reply::Relay);
+            Served::Done
+        }
     }
 }
 

@@ -393,14 +393,11 @@ async fn next_within<P: AsyncRead + Unpin>(
     peer: &mut Framer<P>,
     idle: Option<Duration>,
 ) -> io::Result<Frame> {
+    let Some(idle) = idle else { return peer.next().await };
     loop {
         if let Some(frame) = peer.decode() {
             return Ok(frame);
         }
-        let Some(idle) = idle else {
-            peer.fill().await?;
-            continue;
-        };
         if within(Instant::now() + idle, peer.fill()).await.transpose()?.is_none() {
             let why = format!("no data for {} s (idle timeout)", seconds_text(idle));
             return Err(io::Error::new(io::ErrorKind::TimedOut, why));

@@ -33,7 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
-use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -383,8 +383,7 @@ pub async fn prove<S: AsyncRead + AsyncWrite + Unpin>(
     link: &mut S,
     proof: &Proof<'_>,
 ) -> io::Result<()> {
-    link.write_all(&hello(&proof.mine)).await?;
-    link.flush().await?;
+    wire::send(link, &hello(&proof.mine)).await?;
     let mut heard = [0u8; HELLO.len() + NONCE];
     link.read_exact(&mut heard).await?;
     // Whoever answers here without the peer's nonce got the hello alone.
@@ -399,19 +398,15 @@ pub async fn prove<S: AsyncRead + AsyncWrite + Unpin>(
     let their_tag = tag(proof.key, them, &proof.theirs, &proof.mine);
     let mut heard_tag = [0u8; TAG];
     if proof.role == Role::Server {
-        link.write_all(&my_tag).await?;
-        link.flush().await?;
-        link.read_exact(&mut heard_tag).await?;
-    } else {
-        link.read_exact(&mut heard_tag).await?;
+        wire::send(link, &my_tag).await?;
     }
+    link.read_exact(&mut heard_tag).await?;
     if !same(&heard_tag, &their_tag) {
         return Err(not_proven());
     }
     if proof.role == Role::Client {
         // Only to a server that proved the key.
-        link.write_all(&my_tag).await?;
-        link.flush().await?;
+        wire::send(link, &my_tag).await?;
     }
     Ok(())
 }
@@ -445,8 +440,7 @@ async fn send<W: AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     let mut out = Vec::new();
     seal.seal(DIRECT, text.as_bytes(), &mut out)?;
-    writer.write_all(&out).await?;
-    writer.flush().await
+    wire::send(writer, &out).await
 }
 
 /// Reads and opens the peer's next record, which must be a control record.

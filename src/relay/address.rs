@@ -39,6 +39,12 @@ impl Addr {
     pub fn site(self) -> Option<Addr> {
         (self.0 >> 56 != 0xff).then_some(Addr(SITE | self.0 >> 16))
     }
+
+    /// This address, then its site if it has one: what an end counts
+    /// against.
+    pub fn and_site(self) -> impl Iterator<Item = Addr> {
+        std::iter::once(self).chain(self.site())
+    }
 }
 
 impl fmt::Display for Addr {

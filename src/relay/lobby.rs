@@ -174,10 +174,9 @@ pub async fn hear(stream: &Async<TcpStream>, deadline: Instant, evicted: &Flag) 
         match framer.next().await {
             Ok(Frame::Line) => match Request::parse(framer.line()) {
                 Ok(request) => {
-                    let (_, held) = framer.into_parts();
-                    // What is kept while a room waits is only what came.
-                    let early = if held.is_empty() { Vec::new() } else { held.as_slice().to_vec() };
-                    Heard::Request(request, early)
+                    // Copied: what is kept while a room waits is only what
+                    // came (an empty copy allocates nothing).
+                    Heard::Request(request, framer.into_parts().1.to_vec())
                 }
                 Err(refusal) => Heard::Refused(refusal),
             },

@@ -62,6 +62,27 @@ struct Live<T> {
     arrived: Option<T>,
 }
 
+impl<T> Live<T> {
+    /// The joiner's end, while it counts: in a pair.
+    fn pair_end(&self) -> Option<Addr> {
+        self.joiner.filter(|_| self.state == State::Paired)
+    }
+
+    /// Moves the room to state `to`, and the count of rooms with it.
+    fn set_state(&mut self, to: State, counts: &mut [usize; 3]) {
+        counts[self.state as usize] -= 1;
+        counts[to as usize] += 1;
+        self.state = to;
+    }
+
+    /// Wakes the room's task: its room changed hands.
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
 /// A room opened: its number, the opener's turn in it, and the address to
 /// strike if a joiner was turned out.
 #[derive(Debug, PartialEq, Eq)]
@@ -180,20 +201,14 @@ impl<T> Rooms<T> {
             add_end(&mut self.ends, owner);
             live.owner = owner;
         }
-        if live.state == State::Paired {
-            if let Some(joiner) = live.joiner {
-                drop_end(&mut self.ends, joiner);
-            }
+        if let Some(joiner) = live.pair_end() {
+            drop_end(&mut self.ends, joiner);
         }
-        self.counts[live.state as usize] -= 1;
-        self.counts[State::Waiting as usize] += 1;
-        live.state = State::Waiting;
+        live.set_state(State::Waiting, &mut self.counts);
         live.arrived = None;
         live.turn = live.turn.wrapping_add(1);
         self.turns_ended += 1;
-        if let Some(waker) = live.waker.take() {
-            waker.wake();
-        }
+        live.wake();
         Ok(Opened { room, turn: live.turn, struck: live.joiner.take() })
     }
 
@@ -231,12 +246,8 @@ impl<T> Rooms<T> {
         add_end(&mut self.ends, joiner);
         live.joiner = Some(joiner);
         live.arrived = Some(value);
-        live.state = State::Paired;
-        self.counts[State::Waiting as usize] -= 1;
-        self.counts[State::Paired as usize] += 1;
-        if let Some(waker) = live.waker.take() {
-            waker.wake();
-        }
+        live.set_state(State::Paired, &mut self.counts);
+        live.wake();
         Ok(())
     }
 
@@ -299,15 +310,11 @@ impl<T> Rooms<T> {
             self.gone(room, now);
             return false;
         }
-        if from == State::Paired {
-            if let Some(joiner) = live.joiner {
-                drop_end(&mut self.ends, joiner);
-            }
+        if let Some(joiner) = live.pair_end() {
+            drop_end(&mut self.ends, joiner);
         }
         live.arrived = None;
-        live.state = State::Held;
-        self.counts[from as usize] -= 1;
-        self.counts[State::Held as usize] += 1;
+        live.set_state(State::Held, &mut self.counts);
         true
     }
 
@@ -324,19 +331,15 @@ impl<T> Rooms<T> {
     fn gone(&mut self, room: Room, now: u32) {
         let Some(mut live) = self.live.remove(&room) else { return };
         drop_end(&mut self.ends, live.owner);
-        if live.state == State::Paired {
-            if let Some(joiner) = live.joiner {
-                drop_end(&mut self.ends, joiner);
-            }
+        if let Some(joiner) = live.pair_end() {
+            drop_end(&mut self.ends, joiner);
         }
         if let Some(key) = live.key {
             self.keys.remove(&key);
         }
         self.counts[live.state as usize] -= 1;
         self.turns_ended += 1;
-        if let Some(waker) = live.waker.take() {
-            waker.wake();
-        }
+        live.wake();
         self.aside.keep(room, now);
     }
 
@@ -388,14 +391,14 @@ fn full(ends: &HashMap<Addr, u32>, addr: Addr) -> bool {
 
 /// One more end for `addr` and its site.
 fn add_end(ends: &mut HashMap<Addr, u32>, addr: Addr) {
-    for key in std::iter::once(addr).chain(addr.site()) {
+    for key in addr.and_site() {
         *ends.entry(key).or_insert(0) += 1;
     }
 }
 
 /// One end fewer for `addr` and its site.
 fn drop_end(ends: &mut HashMap<Addr, u32>, addr: Addr) {
-    for key in std::iter::once(addr).chain(addr.site()) {
+    for key in addr.and_site() {
         if let Some(count) = ends.get_mut(&key) {
             *count -= 1;
             if *count == 0 {

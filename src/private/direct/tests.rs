@@ -3,6 +3,7 @@
 //! port, and the sealed agreement.
 
 use super::*;
+use futures_lite::io::AsyncWriteExt;
 use async_net::TcpListener;
 use futures_lite::future::{self, block_on};
 
