@@ -12,7 +12,7 @@ use argh::FromArgs;
 use crate::allow::{Admission, Net};
 use crate::relay::{RelayConfig, DEFAULT_MAX_CHATS};
 use crate::roles::{ClientConfig, ServerConfig};
-use crate::wire::error::split_once;
+use crate::wire::error::{sentence, split_once};
 use crate::wire::net::{unbracket, DEFAULT_CONNECT_TIMEOUT};
 use crate::wire::relay::Address;
 
@@ -409,11 +409,7 @@ fn argh_error(output: &str, args: &[&str]) -> String {
         Some((_, message)) => message.trim_end().to_string(),
         None => {
             let joined = output.split_whitespace().collect::<Vec<_>>().join(" ");
-            let mut chars = joined.trim_end_matches('.').chars();
-            match chars.next() {
-                Some(first) => first.to_lowercase().chain(chars).collect(),
-                None => "invalid arguments".to_string(),
-            }
+            sentence(&joined, "invalid arguments")
         }
     }
 }

@@ -44,28 +44,26 @@ fn main() -> ExitCode {
         Err(usage) => return usage_error(usage),
     };
 
+    let (max_line, descriptors, private, server) = match &config {
+        Config::Server(s) => (s.max_line, net::SERVER_DESCRIPTORS, s.private, true),
+        Config::Client(c) => (c.max_line, net::CLIENT_DESCRIPTORS, c.private, false),
+    };
+
     // A private client without SMOLCHAT_CODE needs a terminal to ask at.
     #[cfg(feature = "private")]
-    if let Err((message, command)) = match &config {
-        Config::Server(s) if s.private => {
-            smolchat::private::check_code_source(true).map_err(|m| (m, "smolchat server"))
+    if private {
+        if let Err(message) = smolchat::private::check_code_source(server) {
+            let command = if server { "smolchat server" } else { "smolchat client" };
+            return usage_error(cli::Usage { message: message.into(), command: command.into() });
         }
-        Config::Client(c) if c.private => {
-            smolchat::private::check_code_source(false).map_err(|m| (m, "smolchat client"))
-        }
-        _ => Ok(()),
-    } {
-        return usage_error(cli::Usage { message: message.into(), command: command.into() });
     }
+    #[cfg(not(feature = "private"))]
+    let _ = server;
 
     // A keyboard that can never be read is said before anything starts.
     if let Err(e) = keyboard::check_readable() {
         return failure(&format!("cannot read the keyboard: {}", error::describe(&e)));
     }
-    let (max_line, descriptors, private) = match &config {
-        Config::Server(s) => (s.max_line, net::SERVER_DESCRIPTORS, s.private),
-        Config::Client(c) => (c.max_line, net::CLIENT_DESCRIPTORS, c.private),
-    };
     let style = ConsoleStyle::detect();
     // A private chat ends by a signal with its close record, and a person at
     // a terminal ends smolchat by one: both catch the signals that end a chat.

@@ -113,24 +113,41 @@ fn tab(typed: &str) -> Result<String, String> {
     })
 }
 
-/// The wrong codes a server met in its run, across all its codes.
+/// The wrong codes a server met in its run, across all its codes, and at
+/// the code in force.
 #[derive(Debug, Default)]
 pub struct Guesses {
     wrong: u32,
+    here: u32,
 }
 
 impl Guesses {
-    /// Counts one more wrong code: its number, or the error that ends the
-    /// server at the last one it accepts.
-    pub fn count(&mut self) -> Result<u32, Error> {
+    /// Counts one more wrong code; the error that ends the server at the
+    /// last one the run accepts.
+    pub fn count(&mut self) -> Result<(), Error> {
         self.wrong += 1;
+        self.here += 1;
         if self.wrong >= WRONG_CODES {
             return Err(Error {
                 what: format!("{WRONG_CODES} wrong codes"),
                 error: io::Error::other("someone may be guessing; ending"),
             });
         }
-        Ok(self.wrong)
+        Ok(())
+    }
+
+    /// Whether the code in force met [`GUESSES`] wrong codes and is to be
+    /// replaced; the count starts again for the next. A code the person
+    /// chose (`fixed`, from `SMOLCHAT_CODE`) cannot be: that ends the server.
+    pub fn spent(&mut self, fixed: bool) -> Result<bool, Error> {
+        if self.here < GUESSES {
+            return Ok(false);
+        }
+        if fixed {
+            return Err(fixed_code_spent());
+        }
+        self.here = 0;
+        Ok(true)
     }
 
     /// How a wrong code reads in a status line: `wrong code (2 of at most 10)`.
@@ -187,9 +204,7 @@ pub struct Server {
     code: String,
     /// Made here (replaced after too many wrong codes), or from the environment.
     generated: bool,
-    /// Wrong codes at this code.
-    here: u32,
-    /// Wrong codes in the whole run.
+    /// Wrong codes in the whole run, and at this code.
     guesses: Guesses,
 }
 
@@ -206,7 +221,7 @@ impl Server {
             false => screen.status("the code is SMOLCHAT_CODE's"),
         }
         screen.status(&friend_runs_direct(local));
-        Ok(Server { code, generated, here: 0, guesses: Guesses::default() })
+        Ok(Server { code, generated, guesses: Guesses::default() })
     }
 
     /// Runs the handshake with a new client: its hello within the first
@@ -245,13 +260,8 @@ impl Server {
         }
         self.guesses.count()?;
         screen.status(&format!("{addr}: {}", self.guesses.said()));
-        self.here += 1;
-        if self.here >= GUESSES {
-            if !self.generated {
-                return Err(fixed_code_spent());
-            }
+        if self.guesses.spent(!self.generated)? {
             let old = std::mem::replace(&mut self.code, new_code()?);
-            self.here = 0;
             show_code(screen, &self.code, Some(&old));
         }
         Ok(Admission::Guessed)
@@ -259,7 +269,18 @@ impl Server {
 }
 
 fn new_code() -> Result<String, Error> {
-    code::generate().map_err(|error| Error { what: "cannot make a code".into(), error })
+    made(code::generate())
+}
+
+/// A code just made, or why it could not be.
+fn made(code: io::Result<String>) -> Result<String, Error> {
+    code.map_err(|error| Error { what: "cannot make a code".into(), error })
+}
+
+/// Fills `bytes` from the system's random number generator: codes, room
+/// keys and the direct path's nonces.
+fn random(bytes: &mut [u8]) -> io::Result<()> {
+    getrandom::getrandom(bytes).map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// How long a busy server waits for the first line of a connection it

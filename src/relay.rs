@@ -40,9 +40,7 @@ use futures_lite::{future, FutureExt};
 use smol::{Async, Timer};
 
 use crate::wire::error::{describe, Error};
-use crate::wire::relay::{
-    self as protocol, Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE,
-};
+use crate::wire::relay::{Refusal, Reply, Request, Room, MAX_LINE, REQUEST_DEADLINE};
 use crate::wire::{deadline, net, within};
 use address::Addr;
 use lobby::{Heard, Lobby};
@@ -476,7 +474,7 @@ fn chat(
 fn first_bytes(peer: SocketAddr, direct: bool, others_early: &[u8]) -> Vec<u8> {
     let mut bytes = Reply::Paired.line().into_bytes();
     if direct {
-        bytes.extend_from_slice(Reply::Seen(protocol::seen(peer)).line().as_bytes());
+        bytes.extend_from_slice(Reply::Seen(peer).line().as_bytes());
     }
     bytes.extend_from_slice(others_early);
     bytes

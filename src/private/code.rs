@@ -90,7 +90,7 @@ fn word(list: &'static str, index: u32) -> &'static str {
 /// A draw from the system's random number generator.
 fn draw() -> io::Result<u32> {
     let mut bytes = [0u8; 4];
-    getrandom::getrandom(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    super::random(&mut bytes)?;
     Ok(u32::from_le_bytes(bytes))
 }
 

@@ -249,7 +249,7 @@ where
     let Sealed { reader, writer, seal, open, held } = sealed;
     let deadline = Instant::now() + times.agreement;
     let mut mine = [0u8; NONCE];
-    getrandom::getrandom(&mut mine).map_err(|e| io::Error::other(e.to_string()))?;
+    super::random(&mut mine)?;
     let said = match offer {
         Some(offer) => format!("offer {} {}", offer.seen, wire::hex(&mine)),
         None => "offer".to_string(),
@@ -292,12 +292,10 @@ fn parse_offer(text: &str) -> io::Result<Option<(SocketAddr, [u8; NONCE])>> {
     let words: Vec<&str> = text.split(' ').collect();
     match words[..] {
         ["offer"] => Ok(None),
-        ["offer", addr, nonce]
-            if nonce.len() == 2 * NONCE && nonce.bytes().all(|b| b.is_ascii_hexdigit()) =>
-        {
+        ["offer", addr, nonce] => {
             let addr = addr.parse().map_err(|_| malformed())?;
-            let nonce = u128::from_str_radix(nonce, 16).map_err(|_| malformed())?;
-            Ok(Some((addr, nonce.to_be_bytes())))
+            let nonce = wire::unhex(nonce).and_then(|nonce| nonce.try_into().ok());
+            Ok(Some((addr, nonce.ok_or_else(malformed)?)))
         }
         _ => Err(malformed()),
     }

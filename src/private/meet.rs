@@ -17,7 +17,7 @@ use futures_lite::io::AsyncRead;
 
 use super::direct::{self, Offer, Sealed};
 use super::handshake::{self, Secrets};
-use super::{code, server_code_from_environment, show_code, Error, Guesses, GUESSES};
+use super::{code, server_code_from_environment, show_code, Error, Guesses};
 use crate::terminal::keyboard::Keyboard;
 use crate::turn::{Role, Screen};
 use crate::wire::error::seconds_text;
@@ -237,11 +237,10 @@ pub async fn probe(relay: &Address, timeout: Duration, wait: Duration) -> Result
     };
     match answer {
         Ok(Reply::Relay) => Ok(()),
-        Ok(Reply::Refused(Refusal::Other(_))) => {
-            Err(not_a_relay("it answered the relay hello with something else".into()))
-        }
         // A relay that cannot serve now is still a relay: its words.
-        Ok(Reply::Refused(refusal)) => Err(refused(&link.name, &refusal)),
+        Ok(Reply::Refused(refusal)) if !matches!(refusal, Refusal::Other(_)) => {
+            Err(refused(&link.name, &refusal))
+        }
         Ok(_) => Err(not_a_relay("it answered the relay hello with something else".into())),
         Err(Silence::Late) => Err(not_a_relay(format!(
             "no answer to the relay hello within {} s (a plain chat server never answers it)",
@@ -264,10 +263,8 @@ struct Held {
 /// A new random key for a room (`wire::relay` writes it as hex).
 fn new_key() -> Result<Key, Error> {
     let mut key: Key = [0; 16];
-    getrandom::getrandom(&mut key).map_err(|e| Error {
-        what: "cannot make a key for a room".into(),
-        error: io::Error::other(e.to_string()),
-    })?;
+    super::random(&mut key)
+        .map_err(|error| Error { what: "cannot make a key for a room".into(), error })?;
     Ok(key)
 }
 
@@ -280,10 +277,9 @@ pub struct Server {
     /// The words of `SMOLCHAT_CODE`, when set; otherwise each code's words
     /// are made new.
     words: Option<String>,
-    /// Wrong codes over the whole run.
+    /// Wrong codes over the whole run, and at `SMOLCHAT_CODE`'s words,
+    /// which cannot be replaced.
     guesses: Guesses,
-    /// Wrong codes made at `SMOLCHAT_CODE`'s words, which cannot be replaced.
-    wrong_at_fixed_words: u32,
     /// The room of the code in force, when it is still good.
     held: Option<Held>,
     /// The code the person was shown last, while it is in force.
@@ -303,7 +299,6 @@ impl Server {
             relay_only,
             words: server_code_from_environment()?,
             guesses: Guesses::default(),
-            wrong_at_fixed_words: 0,
             held: None,
             shown: None,
             spent: false,
@@ -346,8 +341,7 @@ impl Server {
                 None => {
                     let words = match &self.words {
                         Some(words) => words.clone(),
-                        None => code::generate_words()
-                            .map_err(|error| Error { what: "cannot make a code".into(), error })?,
+                        None => super::made(code::generate_words())?,
                     };
                     Held { key: new_key()?, words }
                 }
@@ -403,11 +397,10 @@ impl Server {
                     self.spend().await;
                     self.guesses.count()?;
                     screen.status(&format!("the client: {}", self.guesses.said()));
+                    // Made words are spent at every wrong code (above);
+                    // the person's own are only at the last they take.
                     if self.words.is_some() {
-                        self.wrong_at_fixed_words += 1;
-                        if self.wrong_at_fixed_words >= GUESSES {
-                            return Err(super::fixed_code_spent());
-                        }
+                        self.guesses.spent(true)?;
                     }
                     // One guess per second at most, as in a direct private chat.
                     smol::Timer::after(deadline(super::WRONG_CODE_PAUSE)).await;

@@ -38,11 +38,16 @@ pub fn describe(error: &io::Error) -> String {
     let text = error.to_string();
     let text = split_once(&text, ": ", true).map_or(&text[..], |(_, why)| why);
     let text = split_once(text, " (os error", false).map_or(text, |(why, _)| why);
-    let text = text.trim_end_matches(['.', '\r', '\n']);
-    let mut chars = text.chars();
+    sentence(text, "unknown error")
+}
+
+/// `text` as the reason after a colon: lowercased first, without a
+/// closing full stop or line end; `empty` when there is nothing.
+pub fn sentence(text: &str, empty: &str) -> String {
+    let mut chars = text.trim_end_matches(['.', '\r', '\n']).chars();
     match chars.next() {
         Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => "unknown error".to_string(),
+        None => empty.to_string(),
     }
 }
 

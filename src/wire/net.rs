@@ -110,18 +110,13 @@ pub fn listen(ip: IpAddr, port: u16, backlog: i32) -> Result<Async<std::net::Tcp
     })
 }
 
-/// std's listener with a backlog of our choosing: what it does, in rustix.
+/// std's listener with a backlog of our choosing: what it does, in rustix,
+/// on the socket the shared port's are made as (close-on-exec, no
+/// SIGPIPE), not shared.
 #[cfg(unix)]
 fn listening_socket(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
-    use rustix::net::{self, sockopt, AddressFamily, SocketType};
-    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
-    // Close-on-exec apart from socket(2): Apple's has no SOCK_CLOEXEC.
-    let fd = net::socket(family, SocketType::STREAM, None)?;
-    rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
-    // As std's listener does there: a write to a closed peer is an error,
-    // never a signal.
-    #[cfg(target_vendor = "apple")]
-    sockopt::set_socket_nosigpipe(&fd, true)?;
+    use rustix::net::{self, sockopt};
+    let fd = shared_port::socket(addr, false)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     net::bind(&fd, &addr)?;
     net::listen(&fd, backlog)?;
@@ -149,7 +144,13 @@ fn hinted(error: io::Error, kind: io::ErrorKind, hint: &str) -> io::Error {
 pub async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let (stream, addr) = listener.accept().await?;
     ready(&stream)?;
-    Ok((stream, SocketAddr::new(addr.ip().to_canonical(), addr.port())))
+    Ok((stream, canonical(addr)))
+}
+
+/// `addr` as people read it: an IPv4 peer of a dual-stack listener as
+/// IPv4 (`::ffff:a.b.c.d` is the same host).
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Resolves `host` (a name, an IP literal, or a bracketed IPv6 literal),

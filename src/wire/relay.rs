@@ -271,7 +271,7 @@ impl Reply {
             Reply::Relay => "relay\n".to_string(),
             Reply::Room(n) => format!("room {n}\n"),
             Reply::Paired => "paired\n".to_string(),
-            Reply::Seen(addr) => format!("seen {}\n", seen(*addr)),
+            Reply::Seen(addr) => format!("seen {}\n", super::net::canonical(*addr)),
             Reply::Closed => "closed\n".to_string(),
             Reply::Refused(why) => format!("{why}\n"),
         }
@@ -302,12 +302,6 @@ impl Reply {
         }
         Reply::Refused(Refusal::parse(&text))
     }
-}
-
-/// An address as `seen` writes it: IPv4 for an IPv4 peer of a dual-stack
-/// listener (`::ffff:a.b.c.d` is the same host), IPv6 in brackets.
-pub fn seen(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 #[cfg(test)]
@@ -452,6 +446,6 @@ mod tests {
         let mapped: SocketAddr = "[::ffff:192.0.2.7]:4000".parse().unwrap();
         assert_eq!(Reply::Seen(mapped).line(), "seen 192.0.2.7:4000\n");
         let v6: SocketAddr = "[2001:db8::7]:4000".parse().unwrap();
-        assert_eq!(seen(v6), v6);
+        assert_eq!(Reply::Seen(v6).line(), "seen [2001:db8::7]:4000\n");
     }
 }

@@ -3,9 +3,9 @@
 //! port, and the sealed agreement.
 
 use super::*;
-use futures_lite::io::AsyncWriteExt;
 use async_net::TcpListener;
 use futures_lite::future::{self, block_on};
+use futures_lite::io::AsyncWriteExt;
 
 /// Two ends of a loopback connection.
 async fn pair() -> (TcpStream, TcpStream) {

@@ -15,7 +15,7 @@ use smol::Async;
 /// A non-blocking TCP socket; with `shared`, one whose local port other
 /// sockets may share (`SO_REUSEADDR` and `SO_REUSEPORT`, set before it is
 /// bound).
-fn socket(family_of: SocketAddr, shared: bool) -> io::Result<OwnedFd> {
+pub(super) fn socket(family_of: SocketAddr, shared: bool) -> io::Result<OwnedFd> {
     let family = match family_of {
         SocketAddr::V4(_) => AddressFamily::INET,
         SocketAddr::V6(_) => AddressFamily::INET6,
