@@ -485,8 +485,7 @@ fn the_code_is_shown_as_typed_and_tab_completes_a_word() {
     cmd.args(["server", "--private", "--bind", "127.0.0.1", "0"])
         .env("SMOLCHAT_CODE", "6-brave-quiet-otters");
     let mut server = Proc::spawn(cmd);
-    let line = server.stderr_line_containing("listening on ");
-    let port = line.trim_end().rsplit(':').next().unwrap().to_string();
+    let port = server.listening_port().to_string();
     let mut term = Term::start(&["client", "--private", "127.0.0.1", &port], &[]);
     term.shows(&format!("smolchat: connected to 127.0.0.1:{port}"));
     term.rows_end_with(&["code:"]);

@@ -7,8 +7,9 @@
 mod chats {
     use std::time::{Duration, Instant};
 
+    use crate::private::with_private::{private_client, private_server};
     use crate::pty::{ready, Term};
-    use crate::util::{native_only, smolchat, Proc};
+    use crate::util::{native_only, Proc};
 
     /// Why these tests do not apply to the Windows build under Wine.
     const NATIVE: &str = "the Windows build catches no signals (Ctrl-C is the console's)";
@@ -17,25 +18,14 @@ mod chats {
     /// shown by the server (so the chat is on, and it is the server's
     /// turn), and the client's address as the server names it.
     fn private_chat(code: &str) -> (Proc, Proc, String) {
-        let mut cmd = smolchat();
-        cmd.args(["server", "--private", "--bind", "127.0.0.1", "0"]).env("SMOLCHAT_CODE", code);
-        let mut server = Proc::spawn(cmd);
-        let port = listening_port(&mut server);
-        let mut cmd = smolchat();
-        cmd.args(["client", "--private", "127.0.0.1", &port]).env("SMOLCHAT_CODE", code);
-        let mut client = Proc::spawn(cmd);
+        let (mut server, port, _) = private_server(Some(code), &["--bind", "127.0.0.1"]);
+        let mut client = private_client(port, code);
         let line = server.stderr_line_containing(" connected");
         let addr =
             line.trim_start_matches("smolchat: ").trim_end_matches(" connected\n").to_string();
         client.send(b"hello\n");
         assert_eq!(server.stdout_line(), "hello\n");
         (server, client, addr)
-    }
-
-    /// The port of a server's `listening on ADDR:PORT` line.
-    fn listening_port(server: &mut Proc) -> String {
-        let line = server.stderr_line_containing("listening on ");
-        line.trim_end().rsplit(':').next().unwrap().to_string()
     }
 
     /// Sends `signal` to `side` and returns its exit code, which must come
@@ -92,11 +82,8 @@ mod chats {
         if !ready("leaving::ctrl_c_at_a_terminal_ends_a_private_chat_with_its_close") {
             return;
         }
-        let mut cmd = smolchat();
-        cmd.args(["server", "--private", "--bind", "127.0.0.1", "0"])
-            .env("SMOLCHAT_CODE", "6-quick-exit");
-        let mut server = Proc::spawn(cmd);
-        let port = listening_port(&mut server);
+        let (mut server, port, _) = private_server(Some("6-quick-exit"), &["--bind", "127.0.0.1"]);
+        let port = port.to_string();
         let args = ["client", "--private", "127.0.0.1", &port];
         let mut term = Term::start(&args, &[("SMOLCHAT_CODE", "6-quick-exit")]);
         term.expect(b"this chat is private");
@@ -116,11 +103,9 @@ mod chats {
         if !ready("leaving::at_a_dumb_terminal_the_code_is_shown_as_typed_and_ctrl_c_ends_it") {
             return;
         }
-        let mut cmd = smolchat();
-        cmd.args(["server", "--private", "--bind", "127.0.0.1", "0"])
-            .env("SMOLCHAT_CODE", "6-brave-quiet-otters");
-        let mut server = Proc::spawn(cmd);
-        let port = listening_port(&mut server);
+        let (mut server, port, _) =
+            private_server(Some("6-brave-quiet-otters"), &["--bind", "127.0.0.1"]);
+        let port = port.to_string();
         let args = ["client", "--private", "127.0.0.1", &port];
         // Ctrl-C typed at the code prompt, where the terminal's own line
         // editing reads the code.

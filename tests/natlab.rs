@@ -5,10 +5,8 @@
 //! back to the relay through routers that scramble them, and with
 //! `--relay-only` stays on the relay without asking where it is seen.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
@@ -172,16 +170,7 @@ impl Lab {
     /// returns. Sockets made there stay in that namespace wherever they are
     /// used afterwards, so a test can hold raw peers on any lab host.
     pub fn on<T: Send>(&self, host: Host, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.ns(host));
-        thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    enter(&path);
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        crate::netns::on(&self.ns(host), f)
     }
 
     /// Builds the links, addresses, routes and firewalls in the namespaces
@@ -307,16 +296,6 @@ impl Drop for Lab {
     }
 }
 
-/// Moves this thread into the network namespace at `path`.
-fn enter(path: &str) {
-    let ns = File::open(path).unwrap_or_else(|e| panic!("NAT lab: open {path}: {e}"));
-    rustix::thread::move_into_link_name_space(
-        ns.as_fd(),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .unwrap_or_else(|e| panic!("NAT lab: enter {path}: {e}"));
-}
-
 /// Writes a sysctl of the calling thread's network namespace.
 fn write_sysctl(name: &str, value: &str) -> Result<(), String> {
     let path = format!("/proc/sys/{name}");
@@ -361,12 +340,7 @@ fn remove_namespaces(names: &[String]) {
         return;
     }
     for name in &existing {
-        let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() else { continue };
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
-        }
+        crate::netns::kill_inside(name);
     }
     let dels: String = existing.iter().map(|n| format!("netns del {n}\n")).collect();
     // On the way out of a failing test a panic here would abort the run, so
@@ -379,18 +353,7 @@ fn remove_namespaces(names: &[String]) {
 /// Removes labs left by test processes that are gone (killed before their
 /// Drop ran), never one of a process still running.
 fn remove_stale_labs() {
-    let Ok(dir) = std::fs::read_dir("/run/netns") else { return };
-    let stale: Vec<String> = dir
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| {
-            let Some(rest) = name.strip_prefix(PREFIX) else { return false };
-            let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            !pid.is_empty()
-                && rest[pid.len()..].starts_with('x')
-                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        })
-        .collect();
-    remove_namespaces(&stale);
+    remove_namespaces(&crate::netns::stale(PREFIX));
 }
 
 /// A TCP connection from `local` to `remote`, made on the calling thread's
@@ -446,8 +409,7 @@ fn failed_client(lab: &Lab, host: Host, to: Ipv4Addr, port: u16) -> impl FnOnce(
 fn a_direct_client_cannot_reach_a_server_behind_nat() {
     let Some(lab) = Lab::new(Nat::ScramblePorts) else { return };
     let mut server = lab.spawn(Host::Home2, &["server", "--bind", &HOME2.to_string(), "0"]);
-    let line = server.stderr_line_containing("listening on ");
-    let port: u16 = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let port = server.listening_port();
 
     // Both tries at once: each waits out its connect timeout.
     let to_wan = failed_client(&lab, Host::Home1, RTR2_WAN, port);

@@ -1,7 +1,9 @@
 //! A network namespace of a test's or a bench's own, for the addresses that
 //! loopback alone cannot hold: IPv6 prefixes (documentation ones only)
 //! routed to loopback as local, with `net.ipv6.ip_nonlocal_bind` on, so that
-//! a socket may be bound to any address in them. Shared by tests/relay.rs
+//! a socket may be bound to any address in them; and what every namespace
+//! of the tests needs: a thread inside one, its processes killed, the ones a
+//! killed test process left found. Shared by tests/relay.rs, the NAT lab
 //! and benches/relay/attack.rs.
 
 #![allow(dead_code)]
@@ -49,26 +51,33 @@ impl Netns {
         cmd
     }
 
-    /// Runs `f` on a thread inside the namespace: the sockets it makes, and
-    /// the threads it starts, are in there.
+    /// Runs `f` on a thread inside the namespace (see [`on`]).
     pub fn on<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        use std::os::fd::AsFd;
-        let path = format!("/run/netns/{}", self.name);
-        thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let ns = std::fs::File::open(&path).expect("open the namespace");
-                    rustix::thread::move_into_link_name_space(
-                        ns.as_fd(),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .expect("enter the namespace");
-                    f()
-                })
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        on(&self.name, f)
     }
+}
+
+/// Runs `f` on a thread inside namespace `name` and returns what it
+/// returns: the sockets it makes, and the threads it starts, are in there,
+/// and sockets stay in it wherever they are used afterwards.
+pub fn on<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{name}");
+    thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let ns = std::fs::File::open(&path)
+                    .unwrap_or_else(|e| panic!("open the namespace {path}: {e}"));
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .unwrap_or_else(|e| panic!("enter the namespace {path}: {e}"));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 impl Drop for Netns {
@@ -94,15 +103,34 @@ pub fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Kills what still runs in namespace `name` and removes it.
-pub fn remove(name: &str) {
-    if let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-            if let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+/// Kills what still runs in namespace `name`.
+pub fn kill_inside(name: &str) {
+    let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() else { return };
+    for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        if let Some(pid) = pid.parse().ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
+}
+
+/// The namespaces named `PREFIX` + a process id + `x...` whose process is
+/// gone (killed before its Drop ran), never one of a process still running.
+pub fn stale(prefix: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/run/netns") else { return Vec::new() };
+    dir.filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            let Some(rest) = name.strip_prefix(prefix) else { return false };
+            let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            !pid.is_empty()
+                && rest[pid.len()..].starts_with('x')
+                && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+        .collect()
+}
+
+/// Kills what still runs in namespace `name` and removes it.
+pub fn remove(name: &str) {
+    kill_inside(name);
     // On the way out of a failing test a panic here would abort the run.
     if let Err(why) = ip(&["netns", "del", name]) {
         let _ = writeln!(std::io::stderr(), "cannot remove namespace {name}: {why}");

@@ -21,8 +21,7 @@ fn native() -> Command {
 fn chat(mut server: Command, mut client: Command, extra: &[&str], env: &[(&str, &str)]) {
     server.arg("server").args(extra).arg("0").envs(env.iter().copied());
     let mut server = Proc::spawn(server);
-    let line = server.stderr_line_containing("listening on ");
-    let port = line.trim_end().rsplit(':').next().unwrap().to_string();
+    let port = server.listening_port().to_string();
     client.arg("client").args(extra).args(["127.0.0.1", &port]).envs(env.iter().copied());
     let mut client = Proc::spawn(client);
 

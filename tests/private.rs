@@ -19,7 +19,7 @@ fn a_build_without_private_chats_refuses_private() {
 }
 
 #[cfg(feature = "private")]
-mod with_private {
+pub(crate) mod with_private {
     use std::io::{Read, Write};
     use std::net::Shutdown;
     use std::thread;
@@ -72,8 +72,7 @@ mod with_private {
             cmd.env("SMOLCHAT_TEST_DEADLINE_DIVISOR", divisor.to_string());
         }
         let mut server = Proc::spawn(cmd);
-        let line = server.stderr_line_containing("listening on ");
-        let port = line.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+        let port = server.listening_port();
         let line = server.stderr_line_containing("the code is ");
         let announced = code_in(&line);
         (server, port, announced)

@@ -38,8 +38,7 @@ fn relay_env(args: &[&str], env: &[(&str, &str)]) -> (Proc, u16) {
     cmd.arg("relay").args(args).args(["--bind", "127.0.0.1", "0"]);
     cmd.envs(env.iter().copied());
     let mut relay = Proc::spawn(cmd);
-    let line = relay.stderr_line_containing("relay listening on ");
-    let port = line.trim_end().rsplit(':').next().unwrap().parse().expect("port in listening line");
+    let port = relay.listening_port();
     (relay, port)
 }
 
@@ -635,8 +634,7 @@ fn the_relay_needs_no_keyboard_and_no_stdout() {
     let mut sh = std::process::Command::new("sh");
     sh.args(["-c", "exec \"$0\" \"$@\" <&- >&-"]).arg(cmd.get_program()).args(cmd.get_args());
     let mut relay = Proc::spawn(sh);
-    let listening = relay.stderr_line_containing("relay listening on ");
-    let port = listening.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let port = relay.listening_port();
     let (mut a, mut b) = pair(port);
     carries(&mut a, &mut b, b"no keyboard needed\n");
     relay.stderr_line_containing("pair formed");
@@ -652,8 +650,7 @@ fn relay_under(limits: &str, args: &str) -> (Proc, u16) {
     let script = format!("{limits} && exec \"$0\" relay {args} --bind 127.0.0.1 0");
     cmd.args(["-c", &script]).arg(bin);
     let mut relay = Proc::spawn(cmd);
-    let listening = relay.stderr_line_containing("relay listening on ");
-    let port = listening.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let port = relay.listening_port();
     (relay, port)
 }
 
@@ -1453,17 +1450,8 @@ fn namespace(nets: &[&str]) -> Option<Netns> {
 /// Removes namespaces left by test processes that are gone (killed before
 /// their Drop ran), never one of a process still running.
 fn remove_stale_namespaces() {
-    let Ok(dir) = std::fs::read_dir("/run/netns") else { return };
-    for entry in dir.flatten() {
-        let Ok(name) = entry.file_name().into_string() else { continue };
-        let Some(rest) = name.strip_prefix(NETNS_PREFIX) else { continue };
-        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if !pid.is_empty()
-            && rest[pid.len()..].starts_with('x')
-            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        {
-            crate::netns::remove(&name);
-        }
+    for name in crate::netns::stale(NETNS_PREFIX) {
+        crate::netns::remove(&name);
     }
 }
 
@@ -1477,8 +1465,7 @@ fn ipv6_sweep(address: fn(u64) -> Ipv6Addr) -> Option<Tally> {
     let mut cmd = ns.command(&crate::util::smolchat());
     cmd.args(["relay", "--bind", "::", "0"]);
     let mut relay = Proc::spawn(cmd);
-    let listening = relay.stderr_line_containing("relay listening on ");
-    let port = listening.trim_end().rsplit(':').next().unwrap().parse().unwrap();
+    let port = relay.listening_port();
     let to = SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 7, 0, 0, 0, 0, 1), port));
     let home = IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 8, 0, 0, 0, 0, 1));
     let attack = |stop: &AtomicBool, tries: &AtomicUsize| {

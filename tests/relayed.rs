@@ -15,6 +15,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::private::with_private::code_in;
 use crate::session::{assert_clean_stderr, raw_accept, raw_line, raw_listener, raw_rest};
 use crate::util::{smolchat, Proc, DEADLINE};
 
@@ -28,8 +29,7 @@ pub fn relay(args: &[&str]) -> (Proc, u16) {
     all.extend_from_slice(args);
     all.push("0");
     let mut relay = Proc::smolchat(&all);
-    let line = relay.stderr_line_containing("relay listening on ");
-    let port = line.trim_end().rsplit(':').next().unwrap().parse().expect("port");
+    let port = relay.listening_port();
     (relay, port)
 }
 
@@ -67,13 +67,6 @@ pub fn client_with(relay: &str, code: &str, args: &[&str], divisor: u32) -> Proc
 /// `smolchat client --relay ADDR [ARGS]` with `SMOLCHAT_CODE=code`.
 pub fn client(relay: &str, code: &str, args: &[&str]) -> Proc {
     client_with(relay, code, args, 1)
-}
-
-/// The code in a line that shows one: `the code is CODE`, or `the new code
-/// is CODE; it replaces OLD`.
-fn code_in(line: &str) -> String {
-    let after = line.split_once("code is ").expect("a code line").1;
-    after.split([' ', ';', '\n']).next().unwrap().to_string()
 }
 
 /// The next code the server shows, from its status line.

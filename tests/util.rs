@@ -154,10 +154,16 @@ impl Proc {
         let mut all = args.to_vec();
         all.push("0");
         let mut server = Proc::smolchat(&[&["server"], &all[..]].concat());
-        let line = server.stderr_line_containing("listening on ");
-        let port =
-            line.trim_end().rsplit(':').next().unwrap().parse().expect("port in listening line");
+        let port = server.listening_port();
         (server, port)
+    }
+
+    /// The port of the `listening on ADDR:PORT` line (a server's, or a
+    /// relay's `relay listening on`), waited for on stderr.
+    pub fn listening_port(&mut self) -> u16 {
+        let line = self.stderr_line_containing("listening on ");
+        let port = line.trim_end().rsplit(':').next().and_then(|p| p.parse().ok());
+        port.unwrap_or_else(|| panic!("no port in {line:?}"))
     }
 
     /// `smolchat client 127.0.0.1 PORT`, started.
